@@ -6,8 +6,8 @@ use crate::record::Value;
 use std::io::Write as _;
 
 /// Append Ruby's `Float#to_s` of `f`: shortest round-trip digits, fixed
-/// notation for decimal exponents in `-4 < e <= 16` (always with a `.0` if
-/// integral), otherwise `d.ddde+XX`.
+/// notation when `0.0001 <= |f| < 1e15` (always with a `.0` if integral),
+/// otherwise `d.ddde+XX`.
 pub fn write_float(out: &mut Vec<u8>, f: f64) {
     if f.is_nan() {
         out.extend_from_slice(b"NaN");
@@ -45,7 +45,7 @@ pub fn write_float(out: &mut Vec<u8>, f: f64) {
     if neg {
         out.push(b'-');
     }
-    if decpt > 0 && decpt <= 16 {
+    if decpt > 0 && decpt <= 15 {
         let dp = decpt as usize;
         if nd <= dp {
             out.extend_from_slice(digits);
@@ -73,13 +73,20 @@ pub fn write_float(out: &mut Vec<u8>, f: f64) {
     }
 }
 
-/// A float as JSON: Ruby's digits; NaN and infinities (which Ruby's JSON
-/// generator refuses) become `null` so the output stays valid JSON.
+/// A float as Fluentd's default JSON formatter (Oj in compat mode) writes
+/// it: zero as `0.0`, integral values below 2^63 as all their digits plus
+/// `.0`, everything else as `Float#to_s`. NaN and infinities, which Oj writes
+/// as bare words that are not JSON, become `null` so the output stays valid.
 pub fn write_json_float(out: &mut Vec<u8>, f: f64) {
-    if f.is_finite() {
-        write_float(out, f);
-    } else {
+    if !f.is_finite() {
         out.extend_from_slice(b"null");
+    } else if f == 0.0 {
+        out.extend_from_slice(b"0.0");
+    } else if f.fract() == 0.0 && f.abs() < 9.223_372_036_854_776e18 {
+        out.extend_from_slice(itoa::Buffer::new().format(f as i64).as_bytes());
+        out.extend_from_slice(b".0");
+    } else {
+        write_float(out, f);
     }
 }
 
@@ -108,31 +115,48 @@ pub fn to_s(v: &Value) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Append Ruby's `String#inspect` of `s`.
+/// Append Ruby's `String#inspect` of `s` (a UTF-8 locale assumed): short
+/// escapes for common controls, `\uXXXX` for other controls, `\xNN` for
+/// invalid bytes, `\#` before `{`, `$` and `@`.
 pub fn write_str_inspect(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
-    let text = String::from_utf8_lossy(s);
-    for c in text.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '\u{0c}' => out.extend_from_slice(b"\\f"),
-            '\u{0b}' => out.extend_from_slice(b"\\v"),
-            '\u{08}' => out.extend_from_slice(b"\\b"),
-            '\u{07}' => out.extend_from_slice(b"\\a"),
-            '\u{1b}' => out.extend_from_slice(b"\\e"),
-            '#' => out.push(b'#'),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02X}", c as u32);
+    let mut rest = s;
+    while !rest.is_empty() {
+        let (valid, bad) = match std::str::from_utf8(rest) {
+            Ok(v) => (v, &[][..]),
+            Err(e) => {
+                let (v, b) = rest.split_at(e.valid_up_to());
+                (std::str::from_utf8(v).unwrap_or(""), b)
             }
-            c => {
-                let mut b = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+        };
+        let mut chars = valid.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                '\u{0c}' => out.extend_from_slice(b"\\f"),
+                '\u{0b}' => out.extend_from_slice(b"\\v"),
+                '\u{08}' => out.extend_from_slice(b"\\b"),
+                '\u{07}' => out.extend_from_slice(b"\\a"),
+                '\u{1b}' => out.extend_from_slice(b"\\e"),
+                '#' if matches!(chars.peek(), Some('{' | '$' | '@')) => out.extend_from_slice(b"\\#"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    let _ = write!(out, "\\u{:04X}", c as u32);
+                }
+                c => {
+                    let mut b = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+                }
             }
         }
+        if bad.is_empty() {
+            break;
+        }
+        let _ = write!(out, "\\x{:02X}", bad[0]);
+        rest = &bad[1..];
     }
     out.push(b'"');
 }
@@ -218,8 +242,10 @@ mod tests {
             (0.1, "0.1"),
             (-2.5, "-2.5"),
             (100.0, "100.0"),
-            (1e15, "1000000000000000.0"),
+            (999999999999999.0, "999999999999999.0"),
+            (1e15, "1.0e+15"),
             (1e16, "1.0e+16"),
+            (1.5e15, "1.5e+15"),
             (1.5e16, "1.5e+16"),
             (123456789.123, "123456789.123"),
             (0.0001, "0.0001"),
@@ -236,6 +262,22 @@ mod tests {
     }
 
     #[test]
+    fn json_floats_follow_oj_compat() {
+        let j = |x: f64| {
+            let mut out = Vec::new();
+            write_json_float(&mut out, x);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(j(1e15), "1000000000000000.0");
+        assert_eq!(j(1e18), "1000000000000000000.0");
+        assert_eq!(j(1e20), "1.0e+20");
+        assert_eq!(j(-0.0), "0.0");
+        assert_eq!(j(1e-5), "1.0e-05");
+        assert_eq!(j(2.5), "2.5");
+        assert_eq!(j(f64::NAN), "null");
+    }
+
+    #[test]
     fn inspect_is_ruby_34_style() {
         let v = Value::Map(vec![
             (Value::from("k"), Value::from("v\"\n")),
@@ -245,6 +287,9 @@ mod tests {
         write_inspect(&mut out, &v);
         assert_eq!(String::from_utf8(out).unwrap(), r#"{"k" => "v\"\n", "n" => [1, nil, 1.5, true]}"#);
         assert_eq!(to_s(&Value::Nil), "");
+        let mut out = Vec::new();
+        write_str_inspect(&mut out, b"a#{b}#c\x00\x1b\xff");
+        assert_eq!(String::from_utf8(out).unwrap(), r#""a\#{b}#c\u0000\e\xFF""#);
         assert_eq!(to_s(&Value::from(3)), "3");
     }
 }
