@@ -64,7 +64,11 @@ pub struct Element {
 impl Element {
     /// A new element with no content.
     pub fn new(name: impl Into<String>, arg: impl Into<String>) -> Self {
-        Element { name: name.into(), arg: arg.into(), ..Default::default() }
+        Element {
+            name: name.into(),
+            arg: arg.into(),
+            ..Default::default()
+        }
     }
 
     /// The last param with this key (a later line overrides an earlier one, as in Fluentd).
@@ -88,7 +92,13 @@ impl Element {
         if let Some(p) = self.params.iter_mut().rev().find(|p| p.key == key) {
             p.value = value;
         } else {
-            self.params.push(Param { key: key.into(), value, key_span: span, value_span: span, quote: Quote::None });
+            self.params.push(Param {
+                key: key.into(),
+                value,
+                key_span: span,
+                value_span: span,
+                quote: Quote::None,
+            });
         }
     }
 
@@ -111,7 +121,11 @@ impl Element {
 
     /// How this section is named in messages: `<match app.**>`, `<buffer tag,time>`, `<source>`.
     pub fn display_name(&self) -> String {
-        if self.arg.is_empty() { format!("<{}>", self.name) } else { format!("<{} {}>", self.name, self.arg) }
+        if self.arg.is_empty() {
+            format!("<{}>", self.name)
+        } else {
+            format!("<{} {}>", self.name, self.arg)
+        }
     }
 }
 
@@ -123,7 +137,13 @@ mod tests {
     fn later_params_win_and_set_replaces() {
         let mut e = Element::new("match", "app.**");
         e.set("a", "1", Span::NONE);
-        e.params.push(Param { key: "a".into(), value: Some("2".into()), key_span: Span::NONE, value_span: Span::NONE, quote: Quote::None });
+        e.params.push(Param {
+            key: "a".into(),
+            value: Some("2".into()),
+            key_span: Span::NONE,
+            value_span: Span::NONE,
+            quote: Quote::None,
+        });
         assert_eq!(e.get("a"), Some("2"));
         e.set("a", "3", Span::NONE);
         assert_eq!(e.get("a"), Some("3"));

@@ -26,7 +26,7 @@
 //! (for sections whose parameters depend on their own `@type`).
 
 use crate::ast::Element;
-use crate::diag::{Diagnostics, did_you_mean};
+use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::source::Span;
 use crate::types::ParamValue;
 
@@ -103,7 +103,9 @@ impl SectionSpec {
 
     /// The nested section named `name`.
     pub fn section(&self, name: &str) -> Option<&SubSectionSpec> {
-        self.sections.iter().find(|s| s.name == name || s.aliases.contains(&name))
+        self.sections
+            .iter()
+            .find(|s| s.name == name || s.aliases.contains(&name))
     }
 
     /// True if `key` is a secret parameter here.
@@ -122,7 +124,15 @@ pub trait Params: Sized {
 }
 
 /// Keys every plugin element accepts, handled by the runtime.
-pub const RESERVED_KEYS: [&str; 7] = ["@type", "@id", "@label", "@log_level", "type", "id", "log_level"];
+pub const RESERVED_KEYS: [&str; 7] = [
+    "@type",
+    "@id",
+    "@label",
+    "@log_level",
+    "type",
+    "id",
+    "log_level",
+];
 
 /// Configure-time context: where diagnostics go and which section we are in.
 pub struct ConfigureCx<'d> {
@@ -134,12 +144,20 @@ pub struct ConfigureCx<'d> {
     pub extra_known: Vec<&'static str>,
     /// Overridden defaults for this section: `(name, default)` (Fluentd's `config_set_default`).
     pub defaults: Vec<(&'static str, &'static str)>,
+    /// Set while reading a flattened group, whose section the outer struct checks.
+    pub skip_unused: bool,
 }
 
 impl<'d> ConfigureCx<'d> {
     /// A context writing into `diags`.
     pub fn new(diags: &'d mut Diagnostics) -> Self {
-        ConfigureCx { diags, path: Vec::new(), extra_known: Vec::new(), defaults: Vec::new() }
+        ConfigureCx {
+            diags,
+            path: Vec::new(),
+            extra_known: Vec::new(),
+            defaults: Vec::new(),
+            skip_unused: false,
+        }
     }
 
     /// `<match app.**> > <buffer>` for messages.
@@ -148,38 +166,56 @@ impl<'d> ConfigureCx<'d> {
     }
 
     fn where_suffix(&self) -> String {
-        if self.path.is_empty() { String::new() } else { format!(" in {}", self.path_string()) }
+        if self.path.is_empty() {
+            String::new()
+        } else {
+            format!(" in {}", self.path_string())
+        }
     }
 
     /// Report an error at `span`, naming the section.
-    pub fn error(&mut self, span: Span, message: impl AsRef<str>) {
+    pub fn error(&mut self, span: Span, message: impl AsRef<str>) -> &mut Diagnostic {
         let m = format!("{}{}", message.as_ref(), self.where_suffix());
-        self.diags.error(span, m);
+        self.diags.error(span, m)
     }
 
     /// Report a warning at `span`, naming the section.
-    pub fn warn(&mut self, span: Span, message: impl AsRef<str>) {
+    pub fn warn(&mut self, span: Span, message: impl AsRef<str>) -> &mut Diagnostic {
         let m = format!("{}{}", message.as_ref(), self.where_suffix());
-        self.diags.warn(span, m);
+        self.diags.warn(span, m)
     }
 
     /// Read one declared parameter. `Ok(None)` means absent and optional.
     ///
     /// # Errors
     /// `Err(())` after reporting a missing required value or a bad value.
-    pub fn param<T: ParamValue>(&mut self, el: &Element, spec: &ParamSpec) -> Result<Option<T>, ()> {
+    pub fn param<T: ParamValue>(
+        &mut self,
+        el: &Element,
+        spec: &ParamSpec,
+    ) -> Result<Option<T>, ()> {
         let (raw, span) = if spec.from_arg {
-            if el.arg.is_empty() { (None, el.span) } else { (Some(el.arg.clone()), el.arg_span) }
+            if el.arg.is_empty() {
+                (None, el.span)
+            } else {
+                (Some(el.arg.clone()), el.arg_span)
+            }
         } else {
             let found = el.params.iter().rev().find(|p| spec.matches(&p.key));
             match found {
                 Some(p) => {
                     if let Some(msg) = spec.obsoleted {
-                        self.error(p.key_span, format!("'{}' parameter is already removed: {msg}", spec.name));
+                        self.error(
+                            p.key_span,
+                            format!("'{}' parameter is already removed: {msg}", spec.name),
+                        );
                         return Err(());
                     }
                     if let Some(msg) = spec.deprecated {
-                        self.warn(p.key_span, format!("'{}' parameter is deprecated: {msg}", spec.name));
+                        self.warn(
+                            p.key_span,
+                            format!("'{}' parameter is deprecated: {msg}", spec.name),
+                        );
                     }
                     if p.key != spec.name {
                         // An alias: fine, silently.
@@ -193,13 +229,26 @@ impl<'d> ConfigureCx<'d> {
         let text: Option<String> = match raw {
             Some(v) => Some(v),
             None => {
-                let over = self.defaults.iter().find(|(n, _)| *n == spec.name).map(|(_, d)| *d);
+                let over = self
+                    .defaults
+                    .iter()
+                    .find(|(n, _)| *n == spec.name)
+                    .map(|(_, d)| *d);
                 match over.or(spec.default) {
                     Some(d) => Some(d.to_string()),
                     None if spec.required => {
-                        let what = if spec.from_arg { format!("'{}' argument", spec.name) } else { format!("'{}' parameter", spec.name) };
-                        let nil_given = !spec.from_arg && el.params.iter().any(|p| spec.matches(&p.key));
-                        let msg = if nil_given { format!("{what} is required but nil is specified") } else { format!("{what} is required") };
+                        let what = if spec.from_arg {
+                            format!("'{}' argument", spec.name)
+                        } else {
+                            format!("'{}' parameter", spec.name)
+                        };
+                        let nil_given =
+                            !spec.from_arg && el.params.iter().any(|p| spec.matches(&p.key));
+                        let msg = if nil_given {
+                            format!("{what} is required but nil is specified")
+                        } else {
+                            format!("{what} is required")
+                        };
                         self.error(span, msg);
                         return Err(());
                     }
@@ -212,7 +261,13 @@ impl<'d> ConfigureCx<'d> {
             Ok(v) => Ok(Some(v)),
             Err(reason) => {
                 let msg = if present {
-                    format!("'{}' parameter: {reason} (expected {}, e.g. `{} {}`)", spec.name, T::type_name(), spec.name, T::example())
+                    format!(
+                        "'{}' parameter: {reason} (expected {}, e.g. `{} {}`)",
+                        spec.name,
+                        T::type_name(),
+                        spec.name,
+                        T::example()
+                    )
                 } else {
                     format!("BUG: default of '{}' does not parse: {reason}", spec.name)
                 };
@@ -223,16 +278,22 @@ impl<'d> ConfigureCx<'d> {
     }
 
     /// Read nested sections named like `sub` and parse each with `S`.
-    pub fn sections<S: Params>(&mut self, el: &Element, sub: &SubSectionSpec) -> Result<Vec<S>, ()> {
+    pub fn sections<S: Params>(
+        &mut self,
+        el: &Element,
+        sub: &SubSectionSpec,
+    ) -> Result<Vec<S>, ()> {
         let mut out = Vec::new();
         let mut failed = false;
         for child in self.matching_children(el, sub)? {
             self.path.push(child.display_name());
             let saved_defaults = std::mem::take(&mut self.defaults);
             let saved_known = std::mem::take(&mut self.extra_known);
+            let saved_skip = std::mem::replace(&mut self.skip_unused, false);
             let r = S::from_element(child, self);
             self.defaults = saved_defaults;
             self.extra_known = saved_known;
+            self.skip_unused = saved_skip;
             self.path.pop();
             match r {
                 Some(v) => out.push(v),
@@ -244,17 +305,32 @@ impl<'d> ConfigureCx<'d> {
 
     /// Nested sections named like `sub`, kept as raw elements.
     pub fn raw_sections(&mut self, el: &Element, sub: &SubSectionSpec) -> Result<Vec<Element>, ()> {
-        Ok(self.matching_children(el, sub)?.into_iter().cloned().collect())
+        Ok(self
+            .matching_children(el, sub)?
+            .into_iter()
+            .cloned()
+            .collect())
     }
 
-    fn matching_children<'e>(&mut self, el: &'e Element, sub: &SubSectionSpec) -> Result<Vec<&'e Element>, ()> {
-        let found: Vec<&Element> = el.elements.iter().filter(|e| e.name == sub.name || sub.aliases.contains(&e.name.as_str())).collect();
+    fn matching_children<'e>(
+        &mut self,
+        el: &'e Element,
+        sub: &SubSectionSpec,
+    ) -> Result<Vec<&'e Element>, ()> {
+        let found: Vec<&Element> = el
+            .elements
+            .iter()
+            .filter(|e| e.name == sub.name || sub.aliases.contains(&e.name.as_str()))
+            .collect();
         if sub.required && found.is_empty() {
             self.error(el.span, format!("'<{}>' sections are required", sub.name));
             return Err(());
         }
         if !sub.multi && found.len() > 1 {
-            self.error(found[1].span, format!("'<{}>' section cannot be written twice or more", sub.name));
+            self.error(
+                found[1].span,
+                format!("'<{}>' section cannot be written twice or more", sub.name),
+            );
             return Err(());
         }
         Ok(found)
@@ -264,18 +340,32 @@ impl<'d> ConfigureCx<'d> {
     /// (Fluentd: "parameter 'X' in <section> is not used."), with a
     /// suggestion for likely typos. `--strict` makes them errors.
     pub fn check_unused(&mut self, el: &Element, spec: &SectionSpec) {
-        if spec.open {
+        if spec.open || self.skip_unused {
             return;
         }
-        let section = if self.path.is_empty() { el.display_name() } else { self.path_string() };
+        let section = if self.path.is_empty() {
+            el.display_name()
+        } else {
+            self.path_string()
+        };
         for p in &el.params {
             let k = p.key.as_str();
-            if spec.param(k).is_some() || RESERVED_KEYS.contains(&k) || self.extra_known.contains(&k) {
+            if spec.param(k).is_some()
+                || RESERVED_KEYS.contains(&k)
+                || self.extra_known.contains(&k)
+            {
                 continue;
             }
-            let names = spec.params.iter().filter(|s| !s.from_arg).flat_map(|s| std::iter::once(s.name).chain(s.aliases.iter().copied()));
+            let names = spec
+                .params
+                .iter()
+                .filter(|s| !s.from_arg)
+                .flat_map(|s| std::iter::once(s.name).chain(s.aliases.iter().copied()));
             let hint = did_you_mean(k, names);
-            let d = self.diags.lenient(p.key_span, format!("parameter '{k}' in {section} is not used"));
+            let d = self.diags.lenient(
+                p.key_span,
+                format!("parameter '{k}' in {section} is not used"),
+            );
             if let Some(h) = hint {
                 d.help(format!("did you mean `{h}`?"));
             }
@@ -285,7 +375,10 @@ impl<'d> ConfigureCx<'d> {
                 continue;
             }
             let hint = did_you_mean(&child.name, spec.sections.iter().map(|s| s.name));
-            let d = self.diags.lenient(child.span, format!("section <{}> is not used in {section}", child.name));
+            let d = self.diags.lenient(
+                child.span,
+                format!("section <{}> is not used in {section}", child.name),
+            );
             if let Some(h) = hint {
                 d.help(format!("did you mean `<{h}>`?"));
             }
@@ -334,11 +427,25 @@ pub fn render_markdown(title: &str, spec: &SectionSpec, out: &mut String, level:
         let _ = writeln!(out, "Accepts any parameter name.\n");
     }
     if !spec.params.is_empty() {
-        let _ = writeln!(out, "| parameter | type | default | description |\n|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| parameter | type | default | description |\n|---|---|---|---|"
+        );
         for p in &spec.params {
-            let mut name = if p.from_arg { format!("`<{} ARG>` argument", title.trim_matches(['<', '>'])) } else { format!("`{}`", p.name) };
+            let mut name = if p.from_arg {
+                format!("`<{} ARG>` argument", title.trim_matches(['<', '>']))
+            } else {
+                format!("`{}`", p.name)
+            };
             if !p.aliases.is_empty() {
-                name.push_str(&format!(" (alias {})", p.aliases.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")));
+                name.push_str(&format!(
+                    " (alias {})",
+                    p.aliases
+                        .iter()
+                        .map(|a| format!("`{a}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
             let ty = match p.enum_values {
                 Some(v) => format!("enum: {}", v.join(" / ")),
@@ -348,7 +455,9 @@ pub fn render_markdown(title: &str, spec: &SectionSpec, out: &mut String, level:
                 "required".to_string()
             } else {
                 match p.default {
-                    Some(d) if p.secret => format!("`{}`", if d.is_empty() { "" } else { "xxxxxx" }),
+                    Some(d) if p.secret => {
+                        format!("`{}`", if d.is_empty() { "" } else { "xxxxxx" })
+                    }
                     Some(d) => format!("`{}`", d.replace('\n', "\\n").replace('|', "\\|")),
                     None => "nil".to_string(),
                 }

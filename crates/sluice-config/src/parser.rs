@@ -71,21 +71,48 @@ pub const MAX_INCLUDE_DEPTH: usize = 32;
 
 /// Parse `path` and everything it includes. Problems go into `diags`;
 /// returns `None` if the file cannot be read or has a syntax error.
-pub fn parse_file(path: &Path, eval: &dyn Evaluator, sources: &mut SourceMap, diags: &mut Diagnostics) -> Option<Element> {
+pub fn parse_file(
+    path: &Path,
+    eval: &dyn Evaluator,
+    sources: &mut SourceMap,
+    diags: &mut Diagnostics,
+) -> Option<Element> {
     let text = match std::fs::read(path) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) => {
-            diags.error(crate::source::Span::NONE, format!("cannot read config file {}: {e}", path.display()));
+            diags.error(
+                crate::source::Span::NONE,
+                format!("cannot read config file {}: {e}", path.display()),
+            );
             return None;
         }
     };
-    parse_str(path, &path.display().to_string(), text, eval, sources, diags)
+    parse_str(
+        path,
+        &path.display().to_string(),
+        text,
+        eval,
+        sources,
+        diags,
+    )
 }
 
 /// Parse configuration text that came from `path` (used for includes and tests).
-pub fn parse_str(path: &Path, display: &str, text: String, eval: &dyn Evaluator, sources: &mut SourceMap, diags: &mut Diagnostics) -> Option<Element> {
+pub fn parse_str(
+    path: &Path,
+    display: &str,
+    text: String,
+    eval: &dyn Evaluator,
+    sources: &mut SourceMap,
+    diags: &mut Diagnostics,
+) -> Option<Element> {
     let mut root = Element::new("ROOT", "");
-    let mut cx = Cx { eval, sources, diags, depth: 0 };
+    let mut cx = Cx {
+        eval,
+        sources,
+        diags,
+        depth: 0,
+    };
     cx.parse_into(path, display, text, &mut root).ok()?;
     Some(root)
 }
@@ -108,10 +135,22 @@ type PResult<T> = Result<T, SyntaxError>;
 
 impl Cx<'_> {
     /// Parse one file's statements into `target` (the root or an including section).
-    fn parse_into(&mut self, path: &Path, display: &str, text: String, target: &mut Element) -> Result<(), ()> {
+    fn parse_into(
+        &mut self,
+        path: &Path,
+        display: &str,
+        text: String,
+        target: &mut Element,
+    ) -> Result<(), ()> {
         let file = self.sources.add(path, display.to_string(), text.clone());
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut p = Parser { s: text.as_bytes(), text: &text, pos: 0, file, base };
+        let mut p = Parser {
+            s: text.as_bytes(),
+            text: &text,
+            pos: 0,
+            file,
+            base,
+        };
         let r = p.parse_body(self, true, None, target);
         if let Err(e) = r {
             let span = Span::new(file, e.at, e.end.max(e.at));
@@ -134,7 +173,11 @@ const RESERVED: [&str; 4] = ["@type", "@id", "@label", "@log_level"];
 
 impl<'t> Parser<'t> {
     fn err<T>(&self, at: usize, message: impl Into<String>) -> PResult<T> {
-        Err(SyntaxError { message: message.into(), at, end: at + 1 })
+        Err(SyntaxError {
+            message: message.into(),
+            at,
+            end: at + 1,
+        })
     }
 
     fn span(&self, a: usize, b: usize) -> Span {
@@ -183,7 +226,8 @@ impl<'t> Parser<'t> {
         while matches!(self.s.get(at), Some(b' ' | b'\t')) {
             at += 1;
         }
-        matches!(self.s.get(at), None | Some(b'\n' | b'#')) || (self.s.get(at) == Some(&b'\r') && matches!(self.s.get(at + 1), None | Some(b'\n')))
+        matches!(self.s.get(at), None | Some(b'\n' | b'#'))
+            || (self.s.get(at) == Some(&b'\r') && matches!(self.s.get(at + 1), None | Some(b'\n')))
     }
 
     /// Consume LINE_END or fail with `msg`.
@@ -216,12 +260,22 @@ impl<'t> Parser<'t> {
         }
     }
 
-    fn parse_body(&mut self, cx: &mut Cx<'_>, is_root: bool, name: Option<(&str, usize)>, target: &mut Element) -> PResult<()> {
+    fn parse_body(
+        &mut self,
+        cx: &mut Cx<'_>,
+        is_root: bool,
+        name: Option<(&str, usize)>,
+        target: &mut Element,
+    ) -> PResult<()> {
         loop {
             self.skip_spacing();
             if self.eof() {
                 if let Some((n, at)) = name {
-                    return Err(SyntaxError { message: format!("expected end tag '</{n}>' but got end of file"), at, end: at + n.len() + 1 });
+                    return Err(SyntaxError {
+                        message: format!("expected end tag '</{n}>' but got end of file"),
+                        at,
+                        end: at + n.len() + 1,
+                    });
                 }
                 return Ok(());
             }
@@ -238,9 +292,21 @@ impl<'t> Parser<'t> {
                 match name {
                     Some((open, _)) if open == n => return Ok(()),
                     Some((open, _)) => {
-                        return Err(SyntaxError { message: format!("unmatched end tag: expected '</{open}>' but got '</{n}>'"), at: stmt, end: stmt + n.len() + 3 });
+                        return Err(SyntaxError {
+                            message: format!(
+                                "unmatched end tag: expected '</{open}>' but got '</{n}>'"
+                            ),
+                            at: stmt,
+                            end: stmt + n.len() + 3,
+                        });
                     }
-                    None => return Err(SyntaxError { message: format!("unmatched end tag '</{n}>'"), at: stmt, end: stmt + n.len() + 3 }),
+                    None => {
+                        return Err(SyntaxError {
+                            message: format!("unmatched end tag '</{n}>'"),
+                            at: stmt,
+                            end: stmt + n.len() + 3,
+                        });
+                    }
                 }
             } else if self.peek() == Some(b'<') {
                 self.pos += 1;
@@ -287,22 +353,39 @@ impl<'t> Parser<'t> {
                     if key == "@include" || (is_root && key == "include") {
                         return self.err(key_start, "@include needs a path");
                     }
-                    target.params.push(Param { key, value: Some(String::new()), key_span, value_span: key_span, quote: Quote::Empty });
+                    target.params.push(Param {
+                        key,
+                        value: Some(String::new()),
+                        key_span,
+                        value_span: key_span,
+                        quote: Quote::Empty,
+                    });
                     continue;
                 }
                 self.pos = q;
                 if key == "@include" || (is_root && key == "include") {
                     if key == "include" {
-                        cx.diags.warn(key_span, "'include' is deprecated. Use '@include' instead");
+                        cx.diags
+                            .warn(key_span, "'include' is deprecated. Use '@include' instead");
                     }
                     self.parse_include(cx, target, key_start)?;
                     continue;
                 }
                 if key.starts_with('@') && !RESERVED.contains(&key.as_str()) {
-                    let strict_here = is_root || matches!(target.name.as_str(), "match" | "source" | "filter" | "system");
-                    let msg = format!("'@' is the system reserved prefix. Don't use '@' prefix parameter in the configuration: {key}");
+                    let strict_here = is_root
+                        || matches!(
+                            target.name.as_str(),
+                            "match" | "source" | "filter" | "system"
+                        );
+                    let msg = format!(
+                        "'@' is the system reserved prefix. Don't use '@' prefix parameter in the configuration: {key}"
+                    );
                     if strict_here {
-                        return Err(SyntaxError { message: msg, at: key_start, end: key_end });
+                        return Err(SyntaxError {
+                            message: msg,
+                            at: key_start,
+                            end: key_end,
+                        });
                     }
                     cx.diags.warn(key_span, format!("'@' is the system reserved prefix. It works in the nested configuration for now but it will be rejected: {key}"));
                 }
@@ -312,8 +395,20 @@ impl<'t> Parser<'t> {
                 self.expect_line_end("expected end of line")?;
                 match value {
                     Some(Embedded::Default) => {}
-                    Some(Embedded::Str(v)) => target.params.push(Param { key, value: Some(v), key_span, value_span: self.span(value_start, value_end), quote }),
-                    Some(Embedded::Nil) | None => target.params.push(Param { key, value: None, key_span, value_span: self.span(value_start, value_end), quote }),
+                    Some(Embedded::Str(v)) => target.params.push(Param {
+                        key,
+                        value: Some(v),
+                        key_span,
+                        value_span: self.span(value_start, value_end),
+                        quote,
+                    }),
+                    Some(Embedded::Nil) | None => target.params.push(Param {
+                        key,
+                        value: None,
+                        key_span,
+                        value_span: self.span(value_start, value_end),
+                        quote,
+                    }),
                 }
             }
         }
@@ -414,7 +509,11 @@ impl<'t> Parser<'t> {
         let mut out = String::new();
         loop {
             let Some(c) = self.peek() else {
-                return Err(SyntaxError { message: "unexpected end of file in a single quoted string".into(), at: open, end: open + 1 });
+                return Err(SyntaxError {
+                    message: "unexpected end of file in a single quoted string".into(),
+                    at: open,
+                    end: open + 1,
+                });
             };
             match c {
                 b'\'' => {
@@ -442,7 +541,11 @@ impl<'t> Parser<'t> {
         let mut default = false;
         loop {
             let Some(c) = self.peek() else {
-                return Err(SyntaxError { message: "unexpected end of file in a double quoted string".into(), at: open, end: open + 1 });
+                return Err(SyntaxError {
+                    message: "unexpected end of file in a double quoted string".into(),
+                    at: open,
+                    end: open + 1,
+                });
             };
             match c {
                 b'"' => {
@@ -451,7 +554,11 @@ impl<'t> Parser<'t> {
                 }
                 b'\\' => {
                     let Some(&n) = self.s.get(self.pos + 1) else {
-                        return Err(SyntaxError { message: "unexpected end of file in a double quoted string".into(), at: open, end: open + 1 });
+                        return Err(SyntaxError {
+                            message: "unexpected end of file in a double quoted string".into(),
+                            at: open,
+                            end: open + 1,
+                        });
                     };
                     match n {
                         // Backslash-newline joins lines.
@@ -469,10 +576,20 @@ impl<'t> Parser<'t> {
                             self.pos += 2;
                         }
                         c if c.is_ascii_alphanumeric() => {
-                            return Err(SyntaxError { message: format!("unexpected back-slash escape character '{}'", c as char), at: self.pos, end: self.pos + 2 });
+                            return Err(SyntaxError {
+                                message: format!(
+                                    "unexpected back-slash escape character '{}'",
+                                    c as char
+                                ),
+                                at: self.pos,
+                                end: self.pos + 2,
+                            });
                         }
                         _ => {
-                            let ch = self.text[self.pos + 1..].chars().next().unwrap_or('\u{fffd}');
+                            let ch = self.text[self.pos + 1..]
+                                .chars()
+                                .next()
+                                .unwrap_or('\u{fffd}');
                             out.push(ch);
                             self.pos += 1 + ch.len_utf8();
                         }
@@ -481,14 +598,24 @@ impl<'t> Parser<'t> {
                 b'#' if self.s.get(self.pos + 1) == Some(&b'{') => {
                     let code_start = self.pos + 2;
                     let Some(code_end) = find_code_end(self.s, code_start) else {
-                        return Err(SyntaxError { message: "expected end of embedded code '}' but got end of file".into(), at: self.pos, end: self.pos + 2 });
+                        return Err(SyntaxError {
+                            message: "expected end of embedded code '}' but got end of file".into(),
+                            at: self.pos,
+                            end: self.pos + 2,
+                        });
                     };
                     let code = &self.text[code_start..code_end];
                     match cx.eval.eval(code) {
                         Ok(Embedded::Str(s)) => out.push_str(&s),
                         Ok(Embedded::Nil) => nil = true,
                         Ok(Embedded::Default) => default = true,
-                        Err(msg) => return Err(SyntaxError { message: msg, at: self.pos, end: code_end + 1 }),
+                        Err(msg) => {
+                            return Err(SyntaxError {
+                                message: msg,
+                                at: self.pos,
+                                end: code_end + 1,
+                            });
+                        }
                     }
                     self.pos = code_end + 1;
                 }
@@ -531,7 +658,10 @@ impl<'t> Parser<'t> {
                     b'#' if self.s.get(self.pos + 1) == Some(&b'{') => {
                         let code_start = self.pos + 2;
                         let Some(code_end) = find_code_end(self.s, code_start) else {
-                            return self.err(self.pos, "expected end of embedded code '}' but got end of file");
+                            return self.err(
+                                self.pos,
+                                "expected end of embedded code '}' but got end of file",
+                            );
                         };
                         match cx.eval.eval(&self.text[code_start..code_end]) {
                             Ok(Embedded::Str(s)) => {
@@ -539,8 +669,19 @@ impl<'t> Parser<'t> {
                                 let enc = serde_json::to_string(&s).unwrap_or_default();
                                 buf.push_str(&enc[1..enc.len() - 1]);
                             }
-                            Ok(_) => return self.err(self.pos, "use_nil and use_default cannot be used inside a JSON value"),
-                            Err(msg) => return Err(SyntaxError { message: msg, at: self.pos, end: code_end + 1 }),
+                            Ok(_) => {
+                                return self.err(
+                                    self.pos,
+                                    "use_nil and use_default cannot be used inside a JSON value",
+                                );
+                            }
+                            Err(msg) => {
+                                return Err(SyntaxError {
+                                    message: msg,
+                                    at: self.pos,
+                                    end: code_end + 1,
+                                });
+                            }
                         }
                         self.pos = code_end + 1;
                         continue;
@@ -578,7 +719,10 @@ impl<'t> Parser<'t> {
                         return match serde_json::from_str::<serde_json::Value>(&buf) {
                             Ok(v) => Ok(v.to_string()),
                             Err(e) => Err(SyntaxError {
-                                message: format!("invalid JSON {} value: {e} (quote the value if it is not meant to be JSON)", if array { "array" } else { "hash" }),
+                                message: format!(
+                                    "invalid JSON {} value: {e} (quote the value if it is not meant to be JSON)",
+                                    if array { "array" } else { "hash" }
+                                ),
                                 at: start,
                                 end: self.pos,
                             }),
@@ -591,7 +735,14 @@ impl<'t> Parser<'t> {
             buf.push(ch);
             self.pos += ch.len_utf8();
         }
-        Err(SyntaxError { message: format!("got incomplete JSON {} configuration", if array { "array" } else { "hash" }), at: start, end: start + 1 })
+        Err(SyntaxError {
+            message: format!(
+                "got incomplete JSON {} configuration",
+                if array { "array" } else { "hash" }
+            ),
+            at: start,
+            end: start + 1,
+        })
     }
 
     fn skip_to_eol(&mut self) {
@@ -603,7 +754,12 @@ impl<'t> Parser<'t> {
         }
     }
 
-    fn parse_include(&mut self, cx: &mut Cx<'_>, target: &mut Element, key_start: usize) -> PResult<()> {
+    fn parse_include(
+        &mut self,
+        cx: &mut Cx<'_>,
+        target: &mut Element,
+        key_start: usize,
+    ) -> PResult<()> {
         let path_start = self.pos;
         let (value, _) = self.parse_literal(cx)?;
         let path_end = self.pos;
@@ -613,31 +769,51 @@ impl<'t> Parser<'t> {
         };
         let span = self.span(key_start, path_end);
         if raw.starts_with("http://") || raw.starts_with("https://") {
-            cx.diags.error(span, format!("@include of a URL is not supported: {raw}"));
+            cx.diags
+                .error(span, format!("@include of a URL is not supported: {raw}"));
             return Ok(());
         }
         let p = Path::new(&raw);
-        let full = if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) };
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        };
         let full_str = full.to_string_lossy().into_owned();
         let is_glob = raw.contains(['*', '?', '[']);
         let mut files: Vec<PathBuf> = if is_glob {
             match glob::glob(&full_str) {
-                Ok(paths) => paths.filter_map(Result::ok).filter(|p| p.is_file()).collect(),
+                Ok(paths) => paths
+                    .filter_map(Result::ok)
+                    .filter(|p| p.is_file())
+                    .collect(),
                 Err(e) => {
-                    cx.diags.error(span, format!("invalid @include pattern {raw:?}: {e}"));
+                    cx.diags
+                        .error(span, format!("invalid @include pattern {raw:?}: {e}"));
                     return Ok(());
                 }
             }
         } else if full.is_file() {
             vec![full.clone()]
         } else if full.exists() {
-            cx.diags.error(span, format!("include error {raw} - Is a directory"));
+            cx.diags
+                .error(span, format!("include error {raw} - Is a directory"));
             return Ok(());
         } else {
-            cx.diags.warn(span, format!("@include: {} does not exist; nothing included", full.display()));
+            cx.diags.warn(
+                span,
+                format!(
+                    "@include: {} does not exist; nothing included",
+                    full.display()
+                ),
+            );
             Vec::new()
         };
-        files.sort_by(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
+        files.sort_by(|a, b| {
+            a.as_os_str()
+                .as_encoded_bytes()
+                .cmp(b.as_os_str().as_encoded_bytes())
+        });
         if cx.depth >= MAX_INCLUDE_DEPTH {
             cx.diags.error(span, format!("@include nested deeper than {MAX_INCLUDE_DEPTH} levels (does a file include itself?)"));
             return Ok(());
@@ -646,7 +822,8 @@ impl<'t> Parser<'t> {
             let text = match std::fs::read(&f) {
                 Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                 Err(e) => {
-                    cx.diags.error(span, format!("include error {} - {e}", f.display()));
+                    cx.diags
+                        .error(span, format!("include error {} - {e}", f.display()));
                     continue;
                 }
             };
@@ -656,7 +833,11 @@ impl<'t> Parser<'t> {
             cx.depth -= 1;
             if r.is_err() {
                 // The included file's syntax error is already reported; stop here too.
-                return Err(SyntaxError { message: format!("error in file included from here: {}", f.display()), at: key_start, end: path_end });
+                return Err(SyntaxError {
+                    message: format!("error in file included from here: {}", f.display()),
+                    at: key_start,
+                    end: path_end,
+                });
             }
         }
         Ok(())
@@ -714,21 +895,38 @@ mod tests {
     fn parse(text: &str) -> Result<Element, String> {
         let mut sm = SourceMap::new();
         let mut d = Diagnostics::new(false);
-        match parse_str(Path::new("t.conf"), "t.conf", text.to_string(), &TestEval, &mut sm, &mut d) {
+        match parse_str(
+            Path::new("t.conf"),
+            "t.conf",
+            text.to_string(),
+            &TestEval,
+            &mut sm,
+            &mut d,
+        ) {
             Some(e) if !d.has_errors() => Ok(e),
-            _ => Err(d.iter().map(|x| x.headline(&sm)).collect::<Vec<_>>().join("\n")),
+            _ => Err(d
+                .iter()
+                .map(|x| x.headline(&sm))
+                .collect::<Vec<_>>()
+                .join("\n")),
         }
     }
 
     fn val(text: &str, key: &str) -> Option<String> {
-        parse(text).unwrap().param(key).and_then(|p| p.value.clone())
+        parse(text)
+            .unwrap()
+            .param(key)
+            .and_then(|p| p.value.clone())
     }
 
     #[test]
     fn unquoted_values_and_comments() {
         assert_eq!(val("k1 a #comment\n", "k1").as_deref(), Some("a"));
         assert_eq!(val("k1 a#b\n", "k1").as_deref(), Some("a#b"));
-        assert_eq!(val("k1 #not_comment\n", "k1").as_deref(), Some("#not_comment"));
+        assert_eq!(
+            val("k1 #not_comment\n", "k1").as_deref(),
+            Some("#not_comment")
+        );
         assert_eq!(val("k1 foo\t#bar\n", "k1").as_deref(), Some("foo"));
         assert_eq!(val("k1 a  b  c   \n", "k1").as_deref(), Some("a  b  c"));
         assert_eq!(val("k1", "k1").as_deref(), Some(""));
@@ -749,25 +947,70 @@ mod tests {
         assert_eq!(val(r"k '\n\''", "k").as_deref(), Some("\\n'"));
         assert_eq!(val("k \"a#{use_nil}b\"", "k"), None);
         assert!(!parse("k \"#{use_default}\"").unwrap().has("k"));
-        assert!(parse(r#"k "\z""#).unwrap_err().contains("t.conf:1:4: error: unexpected back-slash escape character 'z'"));
-        assert!(parse("k1 \"a\" 1").unwrap_err().contains("t.conf:1:8: error: expected end of line"));
-        assert!(parse("k 'x\ny'").unwrap_err().contains("t.conf:1:3: error: unexpected end of line in a single quoted string"));
-        assert!(parse("k \"abc").unwrap_err().contains("t.conf:1:3: error: unexpected end of file in a double quoted string"));
-        assert!(parse("k \"#{nope}\"").unwrap_err().contains("t.conf:1:4: error: unsupported: nope"));
+        assert!(
+            parse(r#"k "\z""#)
+                .unwrap_err()
+                .contains("t.conf:1:4: error: unexpected back-slash escape character 'z'")
+        );
+        assert!(
+            parse("k1 \"a\" 1")
+                .unwrap_err()
+                .contains("t.conf:1:8: error: expected end of line")
+        );
+        assert!(
+            parse("k 'x\ny'")
+                .unwrap_err()
+                .contains("t.conf:1:3: error: unexpected end of line in a single quoted string")
+        );
+        assert!(
+            parse("k \"abc")
+                .unwrap_err()
+                .contains("t.conf:1:3: error: unexpected end of file in a double quoted string")
+        );
+        assert!(
+            parse("k \"#{nope}\"")
+                .unwrap_err()
+                .contains("t.conf:1:4: error: unsupported: nope")
+        );
     }
 
     #[test]
     fn json_values() {
         assert_eq!(val("k [1, 2]", "k").as_deref(), Some("[1,2]"));
-        assert_eq!(val("k [\"a\",\n  \"b\"]\nz 1", "k").as_deref(), Some(r#"["a","b"]"#));
+        assert_eq!(
+            val("k [\"a\",\n  \"b\"]\nz 1", "k").as_deref(),
+            Some(r#"["a","b"]"#)
+        );
         assert_eq!(val("k [1, # one\n 2]", "k").as_deref(), Some("[1,2]"));
         assert_eq!(val("k [1, /* c */ 2] # c", "k").as_deref(), Some("[1,2]"));
-        assert_eq!(val("k {\"a\":\"#{1+1}\", \"b\": {\"c\": [1]}}", "k").as_deref(), Some(r#"{"a":"2","b":{"c":[1]}}"#));
-        assert_eq!(val("k {\"a\":\"x#y\"}", "k").as_deref(), Some(r#"{"a":"x#y"}"#));
-        assert!(parse("k [1,2,]").unwrap_err().contains("t.conf:1:3: error: invalid JSON array value"));
-        assert!(parse("k [a-z]+\nx y").unwrap_err().contains("t.conf:1:3: error: invalid JSON array value"));
-        assert!(parse("k [1, 2").unwrap_err().contains("t.conf:1:3: error: got incomplete JSON array configuration"));
-        assert!(parse("k []extra").unwrap_err().contains("expected end of line"));
+        assert_eq!(
+            val("k {\"a\":\"#{1+1}\", \"b\": {\"c\": [1]}}", "k").as_deref(),
+            Some(r#"{"a":"2","b":{"c":[1]}}"#)
+        );
+        assert_eq!(
+            val("k {\"a\":\"x#y\"}", "k").as_deref(),
+            Some(r#"{"a":"x#y"}"#)
+        );
+        assert!(
+            parse("k [1,2,]")
+                .unwrap_err()
+                .contains("t.conf:1:3: error: invalid JSON array value")
+        );
+        assert!(
+            parse("k [a-z]+\nx y")
+                .unwrap_err()
+                .contains("t.conf:1:3: error: invalid JSON array value")
+        );
+        assert!(
+            parse("k [1, 2")
+                .unwrap_err()
+                .contains("t.conf:1:3: error: got incomplete JSON array configuration")
+        );
+        assert!(
+            parse("k []extra")
+                .unwrap_err()
+                .contains("expected end of line")
+        );
         assert_eq!(val("k t[", "k").as_deref(), Some("t["));
     }
 
@@ -778,13 +1021,32 @@ mod tests {
         assert_eq!(root.elements[0].arg, "a.**  b.*");
         assert_eq!(root.elements[0].elements[0].arg, "tag, time");
         assert_eq!(root.elements[1].name, "source");
-        assert!(parse("<match a></match>").unwrap_err().contains("t.conf:1:10: error: expected end of line after tag"));
-        assert!(parse("<a>\n<b>\n</a>\n</b>").unwrap_err().contains("t.conf:3:1: error: unmatched end tag"));
-        assert!(parse("<match a>\nk v").unwrap_err().contains("t.conf:1:1: error: expected end tag '</match>' but got end of file"));
-        assert!(parse("@k v").unwrap_err().contains("t.conf:1:1: error: '@' is the system reserved prefix"));
+        assert!(
+            parse("<match a></match>")
+                .unwrap_err()
+                .contains("t.conf:1:10: error: expected end of line after tag")
+        );
+        assert!(
+            parse("<a>\n<b>\n</a>\n</b>")
+                .unwrap_err()
+                .contains("t.conf:3:1: error: unmatched end tag")
+        );
+        assert!(
+            parse("<match a>\nk v")
+                .unwrap_err()
+                .contains("t.conf:1:1: error: expected end tag '</match>' but got end of file")
+        );
+        assert!(
+            parse("@k v")
+                .unwrap_err()
+                .contains("t.conf:1:1: error: '@' is the system reserved prefix")
+        );
         let nested = parse("<match x>\n <y>\n  @k v\n </y>\n</match>").unwrap();
         assert_eq!(nested.elements[0].elements[0].get("@k"), Some("v"));
-        assert_eq!(parse("@type foo bar").unwrap().get("@type"), Some("foo bar"));
+        assert_eq!(
+            parse("@type foo bar").unwrap().get("@type"),
+            Some("foo bar")
+        );
         let quoted = parse("<match \"#{1+1}.x\">\n</match>").unwrap();
         assert_eq!(quoted.elements[0].arg, "2.x");
     }
@@ -805,9 +1067,20 @@ mod tests {
         assert_eq!(args, ["first", "a", "b", "last"]);
         assert_eq!(root.elements[3].get("flush_interval"), Some("5s"));
         let p = root.elements[3].param("flush_interval").unwrap();
-        assert!(sm.location(p.key_span).unwrap().file.ends_with("inner.conf"));
+        assert!(
+            sm.location(p.key_span)
+                .unwrap()
+                .file
+                .ends_with("inner.conf")
+        );
         assert_eq!(d.len(), 1);
-        assert!(d.iter().next().unwrap().message.contains("missing.conf does not exist"));
+        assert!(
+            d.iter()
+                .next()
+                .unwrap()
+                .message
+                .contains("missing.conf does not exist")
+        );
     }
 
     #[test]

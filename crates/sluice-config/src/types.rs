@@ -65,7 +65,8 @@ pub fn parse_integer(s: &str) -> Result<i128, String> {
         _ => (10, body),
     };
     let clean: String = digits.chars().filter(|c| *c != '_').collect();
-    if clean.is_empty() || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
+    if clean.is_empty() || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__")
+    {
         return Err(format!("invalid integer {s:?}"));
     }
     let v = i128::from_str_radix(&clean, radix).map_err(|_| format!("invalid integer {s:?}"))?;
@@ -114,7 +115,9 @@ impl ParamValue for bool {
         match s.trim() {
             "true" | "yes" | "" => Ok(true),
             "false" | "no" => Ok(false),
-            other => Err(format!("invalid bool value {other:?} (use true, false, yes or no)")),
+            other => Err(format!(
+                "invalid bool value {other:?} (use true, false, yes or no)"
+            )),
         }
     }
 }
@@ -132,7 +135,12 @@ impl Size {
 
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let units = [(1u64 << 40, "t"), (1 << 30, "g"), (1 << 20, "m"), (1 << 10, "k")];
+        let units = [
+            (1u64 << 40, "t"),
+            (1 << 30, "g"),
+            (1 << 20, "m"),
+            (1 << 10, "k"),
+        ];
         for (n, u) in units {
             if self.0 >= n && self.0 % n == 0 {
                 return write!(f, "{}{u}", self.0 / n);
@@ -151,7 +159,10 @@ impl ParamValue for Size {
     }
     fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim().to_ascii_lowercase();
-        let t = t.strip_suffix('b').filter(|r| r.ends_with(['k', 'm', 'g', 't'])).unwrap_or(&t);
+        let t = t
+            .strip_suffix('b')
+            .filter(|r| r.ends_with(['k', 'm', 'g', 't']))
+            .unwrap_or(&t);
         let (num, mult) = match t.as_bytes().last() {
             Some(b'k') => (&t[..t.len() - 1], 1u64 << 10),
             Some(b'm') => (&t[..t.len() - 1], 1 << 20),
@@ -171,7 +182,9 @@ impl ParamValue for Size {
                 _ => return Err(format!("invalid size {s:?}")),
             }
         };
-        bytes.map(Size).ok_or_else(|| format!("size {s:?} is too large"))
+        bytes
+            .map(Size)
+            .ok_or_else(|| format!("size {s:?} is too large"))
     }
 }
 
@@ -241,9 +254,12 @@ impl ParamValue for Vec<String> {
     fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim();
         if t.starts_with('[') {
-            let v: serde_json::Value = serde_json::from_str(t).map_err(|e| format!("invalid JSON array: {e}"))?;
+            let v: serde_json::Value =
+                serde_json::from_str(t).map_err(|e| format!("invalid JSON array: {e}"))?;
             match v {
-                serde_json::Value::Array(items) => Ok(items.into_iter().map(json_scalar_to_string).collect()),
+                serde_json::Value::Array(items) => {
+                    Ok(items.into_iter().map(json_scalar_to_string).collect())
+                }
                 _ => Err("array required".into()),
             }
         } else if t.is_empty() {
@@ -269,7 +285,10 @@ pub struct StrMap(pub Vec<(String, String)>);
 impl StrMap {
     /// The value for `k`.
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -283,9 +302,14 @@ impl ParamValue for StrMap {
     fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim();
         if t.starts_with('{') {
-            let v: serde_json::Value = serde_json::from_str(t).map_err(|e| format!("invalid JSON object: {e}"))?;
+            let v: serde_json::Value =
+                serde_json::from_str(t).map_err(|e| format!("invalid JSON object: {e}"))?;
             match v {
-                serde_json::Value::Object(m) => Ok(StrMap(m.into_iter().map(|(k, v)| (k, json_scalar_to_string(v))).collect())),
+                serde_json::Value::Object(m) => Ok(StrMap(
+                    m.into_iter()
+                        .map(|(k, v)| (k, json_scalar_to_string(v)))
+                        .collect(),
+                )),
                 _ => Err("hash required".into()),
             }
         } else if t.is_empty() {
@@ -344,7 +368,10 @@ pub trait ParamEnumValues {
 pub fn parse_enum(s: &str, values: &[&str]) -> Result<usize, String> {
     let t = s.trim();
     let t = t.strip_prefix(':').unwrap_or(t);
-    values.iter().position(|v| *v == t).ok_or_else(|| format!("valid options are {} but got {t}", values.join(",")))
+    values
+        .iter()
+        .position(|v| *v == t)
+        .ok_or_else(|| format!("valid options are {} but got {t}", values.join(",")))
 }
 
 #[cfg(test)]
@@ -401,15 +428,27 @@ mod tests {
 
     #[test]
     fn arrays_and_hashes() {
-        assert_eq!(Vec::<String>::parse("a, b ,c"), Ok(vec!["a".into(), "b".into(), "c".into()]));
-        assert_eq!(Vec::<String>::parse(r#"["a", 1, null]"#), Ok(vec!["a".into(), "1".into(), "".into()]));
+        assert_eq!(
+            Vec::<String>::parse("a, b ,c"),
+            Ok(vec!["a".into(), "b".into(), "c".into()])
+        );
+        assert_eq!(
+            Vec::<String>::parse(r#"["a", 1, null]"#),
+            Ok(vec!["a".into(), "1".into(), "".into()])
+        );
         assert_eq!(Vec::<String>::parse(""), Ok(vec![]));
         assert!(Vec::<String>::parse("[1,").is_err());
         let h = StrMap::parse("k1:v1, k2:v:2").unwrap();
         assert_eq!(h.get("k2"), Some("v:2"));
-        assert_eq!(StrMap::parse(r#"{"a":"b","n":1}"#).unwrap().get("n"), Some("1"));
+        assert_eq!(
+            StrMap::parse(r#"{"a":"b","n":1}"#).unwrap().get("n"),
+            Some("1")
+        );
         assert_eq!(StrMap::parse("a").unwrap().get("a"), Some(""));
         assert_eq!(parse_enum("json", &["json", "hash"]), Ok(0));
-        assert_eq!(parse_enum("xml", &["json", "hash"]), Err("valid options are json,hash but got xml".into()));
+        assert_eq!(
+            parse_enum("xml", &["json", "hash"]),
+            Err("valid options are json,hash but got xml".into())
+        );
     }
 }

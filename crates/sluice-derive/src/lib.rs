@@ -11,6 +11,9 @@
 //!   field type says how many (`Option<S>`, `Vec<S>`, `S`) and what (`S: Params`
 //!   or `Element` for sections typed by their own `@type`).
 //!
+//! * `#[flatten]`: another `Params` struct read from the same section (shared
+//!   groups such as the time parameters every formatter has).
+//!
 //! Struct attribute: `#[params(open)]` accepts any key.
 //!
 //! Every field must have a doc comment: it is the user-facing description.
@@ -21,7 +24,10 @@
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;
-use syn::{Attribute, Data, DeriveInput, Expr, Fields, GenericArgument, Lit, LitStr, PathArguments, Type, parse_macro_input};
+use syn::{
+    Attribute, Data, DeriveInput, Expr, Fields, GenericArgument, Lit, LitStr, PathArguments, Type,
+    parse_macro_input,
+};
 
 fn doc_of(attrs: &[Attribute]) -> String {
     let mut lines = Vec::new();
@@ -71,7 +77,7 @@ struct SectionAttr {
 }
 
 /// Derive `sluice_config::Params`.
-#[proc_macro_derive(Params, attributes(param, section, params))]
+#[proc_macro_derive(Params, attributes(param, section, params, flatten))]
 pub fn derive_params(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     match params_impl(&input) {
@@ -83,7 +89,10 @@ pub fn derive_params(input: TokenStream) -> TokenStream {
 fn params_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let name = &input.ident;
     let Data::Struct(data) = &input.data else {
-        return Err(syn::Error::new_spanned(name, "Params can only be derived for structs"));
+        return Err(syn::Error::new_spanned(
+            name,
+            "Params can only be derived for structs",
+        ));
     };
     let Fields::Named(fields) = &data.fields else {
         return Err(syn::Error::new_spanned(name, "Params needs named fields"));
@@ -105,6 +114,7 @@ fn params_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
 
     let mut param_specs = Vec::new();
     let mut section_specs = Vec::new();
+    let mut flattened = Vec::new();
     let mut reads = Vec::new();
     let mut builds = Vec::new();
 
@@ -112,7 +122,26 @@ fn params_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
         let ident = f.ident.as_ref().expect("named field");
         let doc = doc_of(&f.attrs);
         if doc.is_empty() {
-            return Err(syn::Error::new_spanned(ident, "every parameter needs a doc comment: it is the user-facing description"));
+            return Err(syn::Error::new_spanned(
+                ident,
+                "every parameter needs a doc comment: it is the user-facing description",
+            ));
+        }
+        if f.attrs.iter().any(|a| a.path().is_ident("flatten")) {
+            let ty = &f.ty;
+            flattened.push(quote!(<#ty as ::sluice_config::Params>::spec()));
+            reads.push(quote! {
+                let #ident: Option<#ty> = {
+                    let saved = cx.skip_unused;
+                    cx.skip_unused = true;
+                    let r = <#ty as ::sluice_config::Params>::from_element(el, cx);
+                    cx.skip_unused = saved;
+                    if r.is_none() { ok = false; }
+                    r
+                };
+            });
+            builds.push(quote!(#ident: #ident?));
+            continue;
         }
         let section_attr = f.attrs.iter().find(|a| a.path().is_ident("section"));
         if let Some(attr) = section_attr {
@@ -139,7 +168,11 @@ fn params_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 (&f.ty, false, true)
             };
             let raw = is_element(inner);
-            let spec_fn = if raw { quote!(None) } else { quote!(Some(<#inner as ::sluice_config::Params>::spec)) };
+            let spec_fn = if raw {
+                quote!(None)
+            } else {
+                quote!(Some(<#inner as ::sluice_config::Params>::spec))
+            };
             let idx = section_specs.len();
             section_specs.push(quote! {
                 ::sluice_config::SubSectionSpec {
@@ -193,13 +226,19 @@ fn params_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 Ok(())
             })?;
         }
-        let pname = pa.name.clone().unwrap_or_else(|| ident.to_string().trim_start_matches("r#").to_string());
+        let pname = pa
+            .name
+            .clone()
+            .unwrap_or_else(|| ident.to_string().trim_start_matches("r#").to_string());
         let (inner, optional) = match wrapper_inner(&f.ty, "Option") {
             Some(t) => (t, true),
             None => (&f.ty, false),
         };
         if optional && pa.default.is_some() {
-            return Err(syn::Error::new_spanned(ident, "an Option parameter cannot have a default; use a plain type"));
+            return Err(syn::Error::new_spanned(
+                ident,
+                "an Option parameter cannot have a default; use a plain type",
+            ));
         }
         let required = !optional && pa.default.is_none();
         let default = match &pa.default {
@@ -234,18 +273,28 @@ fn params_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
         reads.push(quote! {
             let #ident: Option<#inner> = match cx.param::<#inner>(el, &spec.params[#idx]) { Ok(v) => v, Err(()) => { ok = false; None } };
         });
-        builds.push(if optional { quote!(#ident) } else { quote!(#ident: #ident?) });
+        builds.push(if optional {
+            quote!(#ident)
+        } else {
+            quote!(#ident: #ident?)
+        });
     }
 
     Ok(quote! {
         impl ::sluice_config::Params for #name {
             fn spec() -> &'static ::sluice_config::SectionSpec {
                 static SPEC: ::std::sync::OnceLock<::sluice_config::SectionSpec> = ::std::sync::OnceLock::new();
-                SPEC.get_or_init(|| ::sluice_config::SectionSpec {
-                    doc: #struct_doc,
-                    open: #open,
-                    params: vec![#(#param_specs),*],
-                    sections: vec![#(#section_specs),*],
+                SPEC.get_or_init(|| {
+                    #[allow(unused_mut)]
+                    let mut params = vec![#(#param_specs),*];
+                    #[allow(unused_mut)]
+                    let mut sections = vec![#(#section_specs),*];
+                    #(
+                        let inner = #flattened;
+                        params.extend(inner.params.iter().cloned());
+                        sections.extend(inner.sections.iter().cloned());
+                    )*
+                    ::sluice_config::SectionSpec { doc: #struct_doc, open: #open, params, sections }
                 })
             }
 
@@ -292,13 +341,19 @@ fn snake(s: &str) -> String {
 fn enum_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let name = &input.ident;
     let Data::Enum(data) = &input.data else {
-        return Err(syn::Error::new_spanned(name, "ParamEnum can only be derived for enums"));
+        return Err(syn::Error::new_spanned(
+            name,
+            "ParamEnum can only be derived for enums",
+        ));
     };
     let mut values = Vec::new();
     let mut idents = Vec::new();
     for v in &data.variants {
         if !matches!(v.fields, Fields::Unit) {
-            return Err(syn::Error::new_spanned(&v.ident, "ParamEnum variants must be unit variants"));
+            return Err(syn::Error::new_spanned(
+                &v.ident,
+                "ParamEnum variants must be unit variants",
+            ));
         }
         let mut value = snake(&v.ident.to_string());
         for a in &v.attrs {

@@ -1,0 +1,49 @@
+//! `<format> @type hash`: the record as Ruby's `Hash#inspect`.
+
+use super::formatter::{Newline, TimeParams};
+use super::{BuildCx, Formatter};
+use sluice_config::{Element, Params};
+use sluice_event::{EventTime, RecordRef, rubyfmt};
+
+/// Formats the record the way Ruby prints a Hash (Ruby 3.4 style: `{"k" => "v"}`).
+#[derive(Debug, Params)]
+pub struct HashFormatParams {
+    /// End each record with a newline.
+    #[param(default = "true")]
+    pub add_newline: bool,
+    /// Newline style: lf or crlf.
+    #[param(default = "lf")]
+    pub newline: Newline,
+    /// Time parameters (unused by this formatter).
+    #[flatten]
+    pub time: TimeParams,
+}
+
+/// The hash formatter.
+pub struct HashFormatter {
+    newline: Option<Newline>,
+}
+
+impl HashFormatter {
+    /// A formatter with the given terminator.
+    pub fn new(newline: Option<Newline>) -> Self {
+        HashFormatter { newline }
+    }
+}
+
+impl Formatter for HashFormatter {
+    fn format(&self, _tag: &str, _time: EventTime, record: RecordRef<'_>, out: &mut Vec<u8>) {
+        rubyfmt::write_inspect_raw(out, record.as_bytes());
+        if let Some(n) = self.newline {
+            out.extend_from_slice(n.bytes());
+        }
+    }
+}
+
+/// Factory.
+pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter>> {
+    let p = HashFormatParams::from_element(el, cx.cfg)?;
+    Some(Box::new(HashFormatter::new(
+        p.add_newline.then_some(p.newline),
+    )))
+}

@@ -1,0 +1,202 @@
+//! The built-in plugins, listed explicitly: one line per `@type`.
+
+use super::{BuildCx, Filter, Formatter, Input, Output};
+use sluice_config::{Element, SectionSpec};
+use std::sync::OnceLock;
+
+/// Builds an input from its section.
+pub type InputBuild = fn(&Element, &mut BuildCx<'_, '_>) -> Option<Box<dyn Input>>;
+/// Builds an output from its section.
+pub type OutputBuild = fn(&Element, &mut BuildCx<'_, '_>) -> Option<Box<dyn Output>>;
+/// Builds a filter from its section.
+pub type FilterBuild = fn(&Element, &mut BuildCx<'_, '_>) -> Option<Box<dyn Filter>>;
+/// Builds a formatter from its section.
+pub type FormatterBuild = fn(&Element, &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter>>;
+
+/// One registered plugin.
+pub struct PluginDef<B> {
+    /// The `@type`.
+    pub name: &'static str,
+    /// Other accepted `@type` names.
+    pub aliases: &'static [&'static str],
+    /// Its parameters.
+    pub spec: fn() -> &'static SectionSpec,
+    /// Its factory.
+    pub build: B,
+    /// Can run in several workers at once.
+    pub multi_workers: bool,
+}
+
+impl<B> PluginDef<B> {
+    fn named(&self, n: &str) -> bool {
+        self.name == n || self.aliases.contains(&n)
+    }
+}
+
+/// Every built-in plugin by kind.
+pub struct Registry {
+    pub inputs: Vec<PluginDef<InputBuild>>,
+    pub outputs: Vec<PluginDef<OutputBuild>>,
+    pub filters: Vec<PluginDef<FilterBuild>>,
+    pub formatters: Vec<PluginDef<FormatterBuild>>,
+}
+
+macro_rules! def {
+    ($name:expr, $aliases:expr, $params:ty, $build:path, $multi:expr) => {
+        PluginDef {
+            name: $name,
+            aliases: $aliases,
+            spec: <$params as sluice_config::Params>::spec,
+            build: $build,
+            multi_workers: $multi,
+        }
+    };
+}
+
+/// The registry.
+pub fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(|| {
+        use super::*;
+        Registry {
+            inputs: vec![def!(
+                "sample",
+                &["dummy"],
+                in_sample::SampleParams,
+                in_sample::build,
+                true
+            )],
+            outputs: vec![
+                def!(
+                    "stdout",
+                    &[],
+                    out_stdout::StdoutParams,
+                    out_stdout::build,
+                    true
+                ),
+                def!("null", &[], out_null::NullParams, out_null::build, true),
+                def!(
+                    "relabel",
+                    &[],
+                    out_relabel::RelabelParams,
+                    out_relabel::build,
+                    true
+                ),
+            ],
+            filters: vec![
+                def!(
+                    "stdout",
+                    &[],
+                    filter_stdout::StdoutFilterParams,
+                    filter_stdout::build,
+                    true
+                ),
+                def!(
+                    "record_transformer",
+                    &[],
+                    filter_record_transformer::RecordTransformerParams,
+                    filter_record_transformer::build,
+                    true
+                ),
+            ],
+            formatters: vec![
+                def!(
+                    "json",
+                    &[],
+                    formatter_json::JsonFormatParams,
+                    formatter_json::build,
+                    true
+                ),
+                def!(
+                    "msgpack",
+                    &[],
+                    formatter_msgpack::MsgpackFormatParams,
+                    formatter_msgpack::build,
+                    true
+                ),
+                def!(
+                    "ltsv",
+                    &[],
+                    formatter_ltsv::LtsvFormatParams,
+                    formatter_ltsv::build,
+                    true
+                ),
+                def!(
+                    "csv",
+                    &[],
+                    formatter_csv::CsvFormatParams,
+                    formatter_csv::build,
+                    true
+                ),
+                def!(
+                    "tsv",
+                    &[],
+                    formatter_tsv::TsvFormatParams,
+                    formatter_tsv::build,
+                    true
+                ),
+                def!(
+                    "single_value",
+                    &[],
+                    formatter_single_value::SingleValueFormatParams,
+                    formatter_single_value::build,
+                    true
+                ),
+                def!(
+                    "hash",
+                    &[],
+                    formatter_hash::HashFormatParams,
+                    formatter_hash::build,
+                    true
+                ),
+                def!(
+                    "out_file",
+                    &[],
+                    formatter_out_file::OutFileFormatParams,
+                    formatter_out_file::build,
+                    true
+                ),
+                def!(
+                    "stdout",
+                    &[],
+                    formatter_stdout::StdoutFormatParams,
+                    formatter_stdout::build,
+                    true
+                ),
+            ],
+        }
+    })
+}
+
+/// The input registered as `name`.
+pub fn input(name: &str) -> Option<&'static PluginDef<InputBuild>> {
+    registry().inputs.iter().find(|d| d.named(name))
+}
+
+/// The output registered as `name`.
+pub fn output(name: &str) -> Option<&'static PluginDef<OutputBuild>> {
+    registry().outputs.iter().find(|d| d.named(name))
+}
+
+/// The filter registered as `name`.
+pub fn filter(name: &str) -> Option<&'static PluginDef<FilterBuild>> {
+    registry().filters.iter().find(|d| d.named(name))
+}
+
+/// The formatter registered as `name`.
+pub fn formatter(name: &str) -> Option<&'static PluginDef<FormatterBuild>> {
+    registry().formatters.iter().find(|d| d.named(name))
+}
+
+/// The declaration of a plugin by kind and name (for docs and masking).
+pub fn spec(kind: &str, name: &str) -> Option<&'static SectionSpec> {
+    let r = registry();
+    let f = match kind {
+        "input" | "source" => r.inputs.iter().find(|d| d.named(name)).map(|d| d.spec),
+        "output" | "match" => r.outputs.iter().find(|d| d.named(name)).map(|d| d.spec),
+        "filter" => r.filters.iter().find(|d| d.named(name)).map(|d| d.spec),
+        "formatter" | "format" => r.formatters.iter().find(|d| d.named(name)).map(|d| d.spec),
+        _ => None,
+    }?;
+    Some(f())
+}
