@@ -64,11 +64,7 @@ pub struct Element {
 impl Element {
     /// A new element with no content.
     pub fn new(name: impl Into<String>, arg: impl Into<String>) -> Self {
-        Element {
-            name: name.into(),
-            arg: arg.into(),
-            ..Default::default()
-        }
+        Element { name: name.into(), arg: arg.into(), ..Default::default() }
     }
 
     /// The last param with this key (a later line overrides an earlier one, as in Fluentd).
@@ -92,13 +88,7 @@ impl Element {
         if let Some(p) = self.params.iter_mut().rev().find(|p| p.key == key) {
             p.value = value;
         } else {
-            self.params.push(Param {
-                key: key.into(),
-                value,
-                key_span: span,
-                value_span: span,
-                quote: Quote::None,
-            });
+            self.params.push(Param { key: key.into(), value, key_span: span, value_span: span, quote: Quote::None });
         }
     }
 
@@ -121,11 +111,7 @@ impl Element {
 
     /// How this section is named in messages: `<match app.**>`, `<buffer tag,time>`, `<source>`.
     pub fn display_name(&self) -> String {
-        if self.arg.is_empty() {
-            format!("<{}>", self.name)
-        } else {
-            format!("<{} {}>", self.name, self.arg)
-        }
+        if self.arg.is_empty() { format!("<{}>", self.name) } else { format!("<{} {}>", self.name, self.arg) }
     }
 }
 

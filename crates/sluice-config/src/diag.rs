@@ -48,10 +48,7 @@ pub struct Diagnostics {
 impl Diagnostics {
     /// An empty collection.
     pub fn new(strict: bool) -> Self {
-        Diagnostics {
-            list: Vec::new(),
-            strict,
-        }
+        Diagnostics { list: Vec::new(), strict }
     }
 
     /// Record an error.
@@ -66,21 +63,12 @@ impl Diagnostics {
 
     /// Record a warning that `--strict` turns into an error.
     pub fn lenient(&mut self, span: Span, message: impl Into<String>) -> &mut Diagnostic {
-        let sev = if self.strict {
-            Severity::Error
-        } else {
-            Severity::Warning
-        };
+        let sev = if self.strict { Severity::Error } else { Severity::Warning };
         self.push(sev, span, message.into())
     }
 
     fn push(&mut self, severity: Severity, span: Span, message: String) -> &mut Diagnostic {
-        self.list.push(Diagnostic {
-            severity,
-            message,
-            span,
-            help: None,
-        });
+        self.list.push(Diagnostic { severity, message, span, help: None });
         self.list.last_mut().expect("just pushed")
     }
 
@@ -96,10 +84,7 @@ impl Diagnostics {
 
     /// Number of errors.
     pub fn error_count(&self) -> usize {
-        self.list
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        self.list.iter().filter(|d| d.severity == Severity::Error).count()
     }
 
     /// All diagnostics in the order found.
@@ -159,17 +144,10 @@ impl Diagnostic {
         {
             let num = loc.line.to_string();
             let pad = " ".repeat(num.len());
-            let width = sources
-                .snippet(self.span)
-                .map_or(1, |s| s.lines().next().unwrap_or("").chars().count().max(1));
+            let width = sources.snippet(self.span).map_or(1, |s| s.lines().next().unwrap_or("").chars().count().max(1));
             let _ = writeln!(out, "{pad} |");
             let _ = writeln!(out, "{num} | {text}");
-            let _ = writeln!(
-                out,
-                "{pad} | {}{}",
-                " ".repeat(loc.col - 1),
-                "^".repeat(width)
-            );
+            let _ = writeln!(out, "{pad} | {}{}", " ".repeat(loc.col - 1), "^".repeat(width));
         }
         out
     }
@@ -177,10 +155,7 @@ impl Diagnostic {
 
 /// The closest candidate to `word` by edit distance, if close enough to be a
 /// plausible typo.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
         let d = levenshtein(word, c);
@@ -215,12 +190,7 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        let names = [
-            "flush_interval",
-            "flush_mode",
-            "timekey",
-            "chunk_limit_size",
-        ];
+        let names = ["flush_interval", "flush_mode", "timekey", "chunk_limit_size"];
         assert_eq!(did_you_mean("flush_intrval", names), Some("flush_interval"));
         assert_eq!(did_you_mean("timekye", names), Some("timekey"));
         assert_eq!(did_you_mean("completely_else", names), None);
@@ -229,17 +199,10 @@ mod tests {
     #[test]
     fn renders_location_help_and_caret() {
         let mut sm = SourceMap::new();
-        let f = sm.add(
-            Path::new("f.conf"),
-            "f.conf".into(),
-            "<match **>\n  flush_intrval 2s\n</match>\n".into(),
-        );
+        let f = sm.add(Path::new("f.conf"), "f.conf".into(), "<match **>\n  flush_intrval 2s\n</match>\n".into());
         let mut d = Diagnostics::new(false);
-        d.warn(
-            Span::new(f, 13, 26),
-            "parameter 'flush_intrval' in <match **> is not used",
-        )
-        .help("did you mean `flush_interval`?");
+        d.warn(Span::new(f, 13, 26), "parameter 'flush_intrval' in <match **> is not used")
+            .help("did you mean `flush_interval`?");
         let text = d.render(&sm);
         assert_eq!(
             text,

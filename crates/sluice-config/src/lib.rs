@@ -16,9 +16,7 @@ pub mod types;
 
 pub use ast::{Element, Param, Quote};
 pub use diag::{Diagnostic, Diagnostics, Severity};
-pub use params::{
-    ConfigureCx, ParamSpec, Params, RESERVED_KEYS, Secret, SectionSpec, SubSectionSpec,
-};
+pub use params::{ConfigureCx, ParamSpec, Params, RESERVED_KEYS, Secret, SectionSpec, SubSectionSpec};
 pub use parser::{Embedded, Evaluator, parse_file, parse_str};
 pub use sluice_derive::{ParamEnum, Params};
 pub use sluice_ruby::RubyRegex;

@@ -103,9 +103,7 @@ impl SectionSpec {
 
     /// The nested section named `name`.
     pub fn section(&self, name: &str) -> Option<&SubSectionSpec> {
-        self.sections
-            .iter()
-            .find(|s| s.name == name || s.aliases.contains(&name))
+        self.sections.iter().find(|s| s.name == name || s.aliases.contains(&name))
     }
 
     /// True if `key` is a secret parameter here.
@@ -124,15 +122,7 @@ pub trait Params: Sized {
 }
 
 /// Keys every plugin element accepts, handled by the runtime.
-pub const RESERVED_KEYS: [&str; 7] = [
-    "@type",
-    "@id",
-    "@label",
-    "@log_level",
-    "type",
-    "id",
-    "log_level",
-];
+pub const RESERVED_KEYS: [&str; 7] = ["@type", "@id", "@label", "@log_level", "type", "id", "log_level"];
 
 /// Configure-time context: where diagnostics go and which section we are in.
 pub struct ConfigureCx<'d> {
@@ -151,13 +141,7 @@ pub struct ConfigureCx<'d> {
 impl<'d> ConfigureCx<'d> {
     /// A context writing into `diags`.
     pub fn new(diags: &'d mut Diagnostics) -> Self {
-        ConfigureCx {
-            diags,
-            path: Vec::new(),
-            extra_known: Vec::new(),
-            defaults: Vec::new(),
-            skip_unused: false,
-        }
+        ConfigureCx { diags, path: Vec::new(), extra_known: Vec::new(), defaults: Vec::new(), skip_unused: false }
     }
 
     /// `<match app.**> > <buffer>` for messages.
@@ -166,11 +150,7 @@ impl<'d> ConfigureCx<'d> {
     }
 
     fn where_suffix(&self) -> String {
-        if self.path.is_empty() {
-            String::new()
-        } else {
-            format!(" in {}", self.path_string())
-        }
+        if self.path.is_empty() { String::new() } else { format!(" in {}", self.path_string()) }
     }
 
     /// Report an error at `span`, naming the section.
@@ -189,33 +169,19 @@ impl<'d> ConfigureCx<'d> {
     ///
     /// # Errors
     /// `Err(())` after reporting a missing required value or a bad value.
-    pub fn param<T: ParamValue>(
-        &mut self,
-        el: &Element,
-        spec: &ParamSpec,
-    ) -> Result<Option<T>, ()> {
+    pub fn param<T: ParamValue>(&mut self, el: &Element, spec: &ParamSpec) -> Result<Option<T>, ()> {
         let (raw, span) = if spec.from_arg {
-            if el.arg.is_empty() {
-                (None, el.span)
-            } else {
-                (Some(el.arg.clone()), el.arg_span)
-            }
+            if el.arg.is_empty() { (None, el.span) } else { (Some(el.arg.clone()), el.arg_span) }
         } else {
             let found = el.params.iter().rev().find(|p| spec.matches(&p.key));
             match found {
                 Some(p) => {
                     if let Some(msg) = spec.obsoleted {
-                        self.error(
-                            p.key_span,
-                            format!("'{}' parameter is already removed: {msg}", spec.name),
-                        );
+                        self.error(p.key_span, format!("'{}' parameter is already removed: {msg}", spec.name));
                         return Err(());
                     }
                     if let Some(msg) = spec.deprecated {
-                        self.warn(
-                            p.key_span,
-                            format!("'{}' parameter is deprecated: {msg}", spec.name),
-                        );
+                        self.warn(p.key_span, format!("'{}' parameter is deprecated: {msg}", spec.name));
                     }
                     if p.key != spec.name {
                         // An alias: fine, silently.
@@ -229,11 +195,7 @@ impl<'d> ConfigureCx<'d> {
         let text: Option<String> = match raw {
             Some(v) => Some(v),
             None => {
-                let over = self
-                    .defaults
-                    .iter()
-                    .find(|(n, _)| *n == spec.name)
-                    .map(|(_, d)| *d);
+                let over = self.defaults.iter().find(|(n, _)| *n == spec.name).map(|(_, d)| *d);
                 match over.or(spec.default) {
                     Some(d) => Some(d.to_string()),
                     None if spec.required => {
@@ -242,8 +204,7 @@ impl<'d> ConfigureCx<'d> {
                         } else {
                             format!("'{}' parameter", spec.name)
                         };
-                        let nil_given =
-                            !spec.from_arg && el.params.iter().any(|p| spec.matches(&p.key));
+                        let nil_given = !spec.from_arg && el.params.iter().any(|p| spec.matches(&p.key));
                         let msg = if nil_given {
                             format!("{what} is required but nil is specified")
                         } else {
@@ -259,6 +220,17 @@ impl<'d> ConfigureCx<'d> {
         let Some(text) = text else { return Ok(None) };
         match T::parse(&text) {
             Ok(v) => Ok(Some(v)),
+            Err(reason) if present && T::parse_lenient(&text).is_some() => {
+                let (v, how) = T::parse_lenient(&text).expect("checked above");
+                let d = self.diags.lenient(span, format!("'{}' parameter: {how}{}", spec.name, self.where_suffix()));
+                d.help(format!(
+                    "write a plain {} (e.g. `{} {}`); --strict rejects this ({reason})",
+                    T::type_name(),
+                    spec.name,
+                    T::example()
+                ));
+                Ok(Some(v))
+            }
             Err(reason) => {
                 let msg = if present {
                     format!(
@@ -278,11 +250,7 @@ impl<'d> ConfigureCx<'d> {
     }
 
     /// Read nested sections named like `sub` and parse each with `S`.
-    pub fn sections<S: Params>(
-        &mut self,
-        el: &Element,
-        sub: &SubSectionSpec,
-    ) -> Result<Vec<S>, ()> {
+    pub fn sections<S: Params>(&mut self, el: &Element, sub: &SubSectionSpec) -> Result<Vec<S>, ()> {
         let mut out = Vec::new();
         let mut failed = false;
         for child in self.matching_children(el, sub)? {
@@ -305,32 +273,18 @@ impl<'d> ConfigureCx<'d> {
 
     /// Nested sections named like `sub`, kept as raw elements.
     pub fn raw_sections(&mut self, el: &Element, sub: &SubSectionSpec) -> Result<Vec<Element>, ()> {
-        Ok(self
-            .matching_children(el, sub)?
-            .into_iter()
-            .cloned()
-            .collect())
+        Ok(self.matching_children(el, sub)?.into_iter().cloned().collect())
     }
 
-    fn matching_children<'e>(
-        &mut self,
-        el: &'e Element,
-        sub: &SubSectionSpec,
-    ) -> Result<Vec<&'e Element>, ()> {
-        let found: Vec<&Element> = el
-            .elements
-            .iter()
-            .filter(|e| e.name == sub.name || sub.aliases.contains(&e.name.as_str()))
-            .collect();
+    fn matching_children<'e>(&mut self, el: &'e Element, sub: &SubSectionSpec) -> Result<Vec<&'e Element>, ()> {
+        let found: Vec<&Element> =
+            el.elements.iter().filter(|e| e.name == sub.name || sub.aliases.contains(&e.name.as_str())).collect();
         if sub.required && found.is_empty() {
             self.error(el.span, format!("'<{}>' sections are required", sub.name));
             return Err(());
         }
         if !sub.multi && found.len() > 1 {
-            self.error(
-                found[1].span,
-                format!("'<{}>' section cannot be written twice or more", sub.name),
-            );
+            self.error(found[1].span, format!("'<{}>' section cannot be written twice or more", sub.name));
             return Err(());
         }
         Ok(found)
@@ -343,17 +297,10 @@ impl<'d> ConfigureCx<'d> {
         if spec.open || self.skip_unused {
             return;
         }
-        let section = if self.path.is_empty() {
-            el.display_name()
-        } else {
-            self.path_string()
-        };
+        let section = if self.path.is_empty() { el.display_name() } else { self.path_string() };
         for p in &el.params {
             let k = p.key.as_str();
-            if spec.param(k).is_some()
-                || RESERVED_KEYS.contains(&k)
-                || self.extra_known.contains(&k)
-            {
+            if spec.param(k).is_some() || RESERVED_KEYS.contains(&k) || self.extra_known.contains(&k) {
                 continue;
             }
             let names = spec
@@ -362,10 +309,7 @@ impl<'d> ConfigureCx<'d> {
                 .filter(|s| !s.from_arg)
                 .flat_map(|s| std::iter::once(s.name).chain(s.aliases.iter().copied()));
             let hint = did_you_mean(k, names);
-            let d = self.diags.lenient(
-                p.key_span,
-                format!("parameter '{k}' in {section} is not used"),
-            );
+            let d = self.diags.lenient(p.key_span, format!("parameter '{k}' in {section} is not used"));
             if let Some(h) = hint {
                 d.help(format!("did you mean `{h}`?"));
             }
@@ -375,10 +319,7 @@ impl<'d> ConfigureCx<'d> {
                 continue;
             }
             let hint = did_you_mean(&child.name, spec.sections.iter().map(|s| s.name));
-            let d = self.diags.lenient(
-                child.span,
-                format!("section <{}> is not used in {section}", child.name),
-            );
+            let d = self.diags.lenient(child.span, format!("section <{}> is not used in {section}", child.name));
             if let Some(h) = hint {
                 d.help(format!("did you mean `<{h}>`?"));
             }
@@ -427,10 +368,7 @@ pub fn render_markdown(title: &str, spec: &SectionSpec, out: &mut String, level:
         let _ = writeln!(out, "Accepts any parameter name.\n");
     }
     if !spec.params.is_empty() {
-        let _ = writeln!(
-            out,
-            "| parameter | type | default | description |\n|---|---|---|---|"
-        );
+        let _ = writeln!(out, "| parameter | type | default | description |\n|---|---|---|---|");
         for p in &spec.params {
             let mut name = if p.from_arg {
                 format!("`<{} ARG>` argument", title.trim_matches(['<', '>']))
@@ -440,11 +378,7 @@ pub fn render_markdown(title: &str, spec: &SectionSpec, out: &mut String, level:
             if !p.aliases.is_empty() {
                 name.push_str(&format!(
                     " (alias {})",
-                    p.aliases
-                        .iter()
-                        .map(|a| format!("`{a}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    p.aliases.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
                 ));
             }
             let ty = match p.enum_values {

@@ -80,21 +80,11 @@ pub fn parse_file(
     let text = match std::fs::read(path) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) => {
-            diags.error(
-                crate::source::Span::NONE,
-                format!("cannot read config file {}: {e}", path.display()),
-            );
+            diags.error(crate::source::Span::NONE, format!("cannot read config file {}: {e}", path.display()));
             return None;
         }
     };
-    parse_str(
-        path,
-        &path.display().to_string(),
-        text,
-        eval,
-        sources,
-        diags,
-    )
+    parse_str(path, &path.display().to_string(), text, eval, sources, diags)
 }
 
 /// Parse configuration text that came from `path` (used for includes and tests).
@@ -107,12 +97,7 @@ pub fn parse_str(
     diags: &mut Diagnostics,
 ) -> Option<Element> {
     let mut root = Element::new("ROOT", "");
-    let mut cx = Cx {
-        eval,
-        sources,
-        diags,
-        depth: 0,
-    };
+    let mut cx = Cx { eval, sources, diags, depth: 0 };
     cx.parse_into(path, display, text, &mut root).ok()?;
     Some(root)
 }
@@ -135,22 +120,10 @@ type PResult<T> = Result<T, SyntaxError>;
 
 impl Cx<'_> {
     /// Parse one file's statements into `target` (the root or an including section).
-    fn parse_into(
-        &mut self,
-        path: &Path,
-        display: &str,
-        text: String,
-        target: &mut Element,
-    ) -> Result<(), ()> {
+    fn parse_into(&mut self, path: &Path, display: &str, text: String, target: &mut Element) -> Result<(), ()> {
         let file = self.sources.add(path, display.to_string(), text.clone());
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut p = Parser {
-            s: text.as_bytes(),
-            text: &text,
-            pos: 0,
-            file,
-            base,
-        };
+        let mut p = Parser { s: text.as_bytes(), text: &text, pos: 0, file, base };
         let r = p.parse_body(self, true, None, target);
         if let Err(e) = r {
             let span = Span::new(file, e.at, e.end.max(e.at));
@@ -173,11 +146,7 @@ const RESERVED: [&str; 4] = ["@type", "@id", "@label", "@log_level"];
 
 impl<'t> Parser<'t> {
     fn err<T>(&self, at: usize, message: impl Into<String>) -> PResult<T> {
-        Err(SyntaxError {
-            message: message.into(),
-            at,
-            end: at + 1,
-        })
+        Err(SyntaxError { message: message.into(), at, end: at + 1 })
     }
 
     fn span(&self, a: usize, b: usize) -> Span {
@@ -293,9 +262,7 @@ impl<'t> Parser<'t> {
                     Some((open, _)) if open == n => return Ok(()),
                     Some((open, _)) => {
                         return Err(SyntaxError {
-                            message: format!(
-                                "unmatched end tag: expected '</{open}>' but got '</{n}>'"
-                            ),
+                            message: format!("unmatched end tag: expected '</{open}>' but got '</{n}>'"),
                             at: stmt,
                             end: stmt + n.len() + 3,
                         });
@@ -365,27 +332,19 @@ impl<'t> Parser<'t> {
                 self.pos = q;
                 if key == "@include" || (is_root && key == "include") {
                     if key == "include" {
-                        cx.diags
-                            .warn(key_span, "'include' is deprecated. Use '@include' instead");
+                        cx.diags.warn(key_span, "'include' is deprecated. Use '@include' instead");
                     }
                     self.parse_include(cx, target, key_start)?;
                     continue;
                 }
                 if key.starts_with('@') && !RESERVED.contains(&key.as_str()) {
-                    let strict_here = is_root
-                        || matches!(
-                            target.name.as_str(),
-                            "match" | "source" | "filter" | "system"
-                        );
+                    let strict_here =
+                        is_root || matches!(target.name.as_str(), "match" | "source" | "filter" | "system");
                     let msg = format!(
                         "'@' is the system reserved prefix. Don't use '@' prefix parameter in the configuration: {key}"
                     );
                     if strict_here {
-                        return Err(SyntaxError {
-                            message: msg,
-                            at: key_start,
-                            end: key_end,
-                        });
+                        return Err(SyntaxError { message: msg, at: key_start, end: key_end });
                     }
                     cx.diags.warn(key_span, format!("'@' is the system reserved prefix. It works in the nested configuration for now but it will be rejected: {key}"));
                 }
@@ -520,7 +479,15 @@ impl<'t> Parser<'t> {
                     self.pos += 1;
                     return Ok(out);
                 }
-                b'\n' => return Err(SyntaxError { message: "unexpected end of line in a single quoted string (single-quoted values cannot span lines)".into(), at: open, end: self.pos }),
+                b'\n' => {
+                    return Err(SyntaxError {
+                        message:
+                            "unexpected end of line in a single quoted string (single-quoted values cannot span lines)"
+                                .into(),
+                        at: open,
+                        end: self.pos,
+                    });
+                }
                 b'\\' if matches!(self.s.get(self.pos + 1), Some(b'\'' | b'\\')) => {
                     out.push(self.s[self.pos + 1] as char);
                     self.pos += 2;
@@ -577,19 +544,13 @@ impl<'t> Parser<'t> {
                         }
                         c if c.is_ascii_alphanumeric() => {
                             return Err(SyntaxError {
-                                message: format!(
-                                    "unexpected back-slash escape character '{}'",
-                                    c as char
-                                ),
+                                message: format!("unexpected back-slash escape character '{}'", c as char),
                                 at: self.pos,
                                 end: self.pos + 2,
                             });
                         }
                         _ => {
-                            let ch = self.text[self.pos + 1..]
-                                .chars()
-                                .next()
-                                .unwrap_or('\u{fffd}');
+                            let ch = self.text[self.pos + 1..].chars().next().unwrap_or('\u{fffd}');
                             out.push(ch);
                             self.pos += 1 + ch.len_utf8();
                         }
@@ -610,11 +571,7 @@ impl<'t> Parser<'t> {
                         Ok(Embedded::Nil) => nil = true,
                         Ok(Embedded::Default) => default = true,
                         Err(msg) => {
-                            return Err(SyntaxError {
-                                message: msg,
-                                at: self.pos,
-                                end: code_end + 1,
-                            });
+                            return Err(SyntaxError { message: msg, at: self.pos, end: code_end + 1 });
                         }
                     }
                     self.pos = code_end + 1;
@@ -658,10 +615,7 @@ impl<'t> Parser<'t> {
                     b'#' if self.s.get(self.pos + 1) == Some(&b'{') => {
                         let code_start = self.pos + 2;
                         let Some(code_end) = find_code_end(self.s, code_start) else {
-                            return self.err(
-                                self.pos,
-                                "expected end of embedded code '}' but got end of file",
-                            );
+                            return self.err(self.pos, "expected end of embedded code '}' but got end of file");
                         };
                         match cx.eval.eval(&self.text[code_start..code_end]) {
                             Ok(Embedded::Str(s)) => {
@@ -670,17 +624,11 @@ impl<'t> Parser<'t> {
                                 buf.push_str(&enc[1..enc.len() - 1]);
                             }
                             Ok(_) => {
-                                return self.err(
-                                    self.pos,
-                                    "use_nil and use_default cannot be used inside a JSON value",
-                                );
+                                return self
+                                    .err(self.pos, "use_nil and use_default cannot be used inside a JSON value");
                             }
                             Err(msg) => {
-                                return Err(SyntaxError {
-                                    message: msg,
-                                    at: self.pos,
-                                    end: code_end + 1,
-                                });
+                                return Err(SyntaxError { message: msg, at: self.pos, end: code_end + 1 });
                             }
                         }
                         self.pos = code_end + 1;
@@ -736,10 +684,7 @@ impl<'t> Parser<'t> {
             self.pos += ch.len_utf8();
         }
         Err(SyntaxError {
-            message: format!(
-                "got incomplete JSON {} configuration",
-                if array { "array" } else { "hash" }
-            ),
+            message: format!("got incomplete JSON {} configuration", if array { "array" } else { "hash" }),
             at: start,
             end: start + 1,
         })
@@ -754,12 +699,7 @@ impl<'t> Parser<'t> {
         }
     }
 
-    fn parse_include(
-        &mut self,
-        cx: &mut Cx<'_>,
-        target: &mut Element,
-        key_start: usize,
-    ) -> PResult<()> {
+    fn parse_include(&mut self, cx: &mut Cx<'_>, target: &mut Element, key_start: usize) -> PResult<()> {
         let path_start = self.pos;
         let (value, _) = self.parse_literal(cx)?;
         let path_end = self.pos;
@@ -769,61 +709,43 @@ impl<'t> Parser<'t> {
         };
         let span = self.span(key_start, path_end);
         if raw.starts_with("http://") || raw.starts_with("https://") {
-            cx.diags
-                .error(span, format!("@include of a URL is not supported: {raw}"));
+            cx.diags.error(span, format!("@include of a URL is not supported: {raw}"));
             return Ok(());
         }
         let p = Path::new(&raw);
-        let full = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base.join(p)
-        };
+        let full = if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) };
         let full_str = full.to_string_lossy().into_owned();
         let is_glob = raw.contains(['*', '?', '[']);
         let mut files: Vec<PathBuf> = if is_glob {
             match glob::glob(&full_str) {
-                Ok(paths) => paths
-                    .filter_map(Result::ok)
-                    .filter(|p| p.is_file())
-                    .collect(),
+                Ok(paths) => paths.filter_map(Result::ok).filter(|p| p.is_file()).collect(),
                 Err(e) => {
-                    cx.diags
-                        .error(span, format!("invalid @include pattern {raw:?}: {e}"));
+                    cx.diags.error(span, format!("invalid @include pattern {raw:?}: {e}"));
                     return Ok(());
                 }
             }
         } else if full.is_file() {
             vec![full.clone()]
         } else if full.exists() {
-            cx.diags
-                .error(span, format!("include error {raw} - Is a directory"));
+            cx.diags.error(span, format!("include error {raw} - Is a directory"));
             return Ok(());
         } else {
-            cx.diags.warn(
-                span,
-                format!(
-                    "@include: {} does not exist; nothing included",
-                    full.display()
-                ),
-            );
+            cx.diags.warn(span, format!("@include: {} does not exist; nothing included", full.display()));
             Vec::new()
         };
-        files.sort_by(|a, b| {
-            a.as_os_str()
-                .as_encoded_bytes()
-                .cmp(b.as_os_str().as_encoded_bytes())
-        });
+        files.sort_by(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
         if cx.depth >= MAX_INCLUDE_DEPTH {
-            cx.diags.error(span, format!("@include nested deeper than {MAX_INCLUDE_DEPTH} levels (does a file include itself?)"));
+            cx.diags.error(
+                span,
+                format!("@include nested deeper than {MAX_INCLUDE_DEPTH} levels (does a file include itself?)"),
+            );
             return Ok(());
         }
         for f in files {
             let text = match std::fs::read(&f) {
                 Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                 Err(e) => {
-                    cx.diags
-                        .error(span, format!("include error {} - {e}", f.display()));
+                    cx.diags.error(span, format!("include error {} - {e}", f.display()));
                     continue;
                 }
             };
@@ -895,38 +817,21 @@ mod tests {
     fn parse(text: &str) -> Result<Element, String> {
         let mut sm = SourceMap::new();
         let mut d = Diagnostics::new(false);
-        match parse_str(
-            Path::new("t.conf"),
-            "t.conf",
-            text.to_string(),
-            &TestEval,
-            &mut sm,
-            &mut d,
-        ) {
+        match parse_str(Path::new("t.conf"), "t.conf", text.to_string(), &TestEval, &mut sm, &mut d) {
             Some(e) if !d.has_errors() => Ok(e),
-            _ => Err(d
-                .iter()
-                .map(|x| x.headline(&sm))
-                .collect::<Vec<_>>()
-                .join("\n")),
+            _ => Err(d.iter().map(|x| x.headline(&sm)).collect::<Vec<_>>().join("\n")),
         }
     }
 
     fn val(text: &str, key: &str) -> Option<String> {
-        parse(text)
-            .unwrap()
-            .param(key)
-            .and_then(|p| p.value.clone())
+        parse(text).unwrap().param(key).and_then(|p| p.value.clone())
     }
 
     #[test]
     fn unquoted_values_and_comments() {
         assert_eq!(val("k1 a #comment\n", "k1").as_deref(), Some("a"));
         assert_eq!(val("k1 a#b\n", "k1").as_deref(), Some("a#b"));
-        assert_eq!(
-            val("k1 #not_comment\n", "k1").as_deref(),
-            Some("#not_comment")
-        );
+        assert_eq!(val("k1 #not_comment\n", "k1").as_deref(), Some("#not_comment"));
         assert_eq!(val("k1 foo\t#bar\n", "k1").as_deref(), Some("foo"));
         assert_eq!(val("k1 a  b  c   \n", "k1").as_deref(), Some("a  b  c"));
         assert_eq!(val("k1", "k1").as_deref(), Some(""));
@@ -948,15 +853,9 @@ mod tests {
         assert_eq!(val("k \"a#{use_nil}b\"", "k"), None);
         assert!(!parse("k \"#{use_default}\"").unwrap().has("k"));
         assert!(
-            parse(r#"k "\z""#)
-                .unwrap_err()
-                .contains("t.conf:1:4: error: unexpected back-slash escape character 'z'")
+            parse(r#"k "\z""#).unwrap_err().contains("t.conf:1:4: error: unexpected back-slash escape character 'z'")
         );
-        assert!(
-            parse("k1 \"a\" 1")
-                .unwrap_err()
-                .contains("t.conf:1:8: error: expected end of line")
-        );
+        assert!(parse("k1 \"a\" 1").unwrap_err().contains("t.conf:1:8: error: expected end of line"));
         assert!(
             parse("k 'x\ny'")
                 .unwrap_err()
@@ -967,50 +866,24 @@ mod tests {
                 .unwrap_err()
                 .contains("t.conf:1:3: error: unexpected end of file in a double quoted string")
         );
-        assert!(
-            parse("k \"#{nope}\"")
-                .unwrap_err()
-                .contains("t.conf:1:4: error: unsupported: nope")
-        );
+        assert!(parse("k \"#{nope}\"").unwrap_err().contains("t.conf:1:4: error: unsupported: nope"));
     }
 
     #[test]
     fn json_values() {
         assert_eq!(val("k [1, 2]", "k").as_deref(), Some("[1,2]"));
-        assert_eq!(
-            val("k [\"a\",\n  \"b\"]\nz 1", "k").as_deref(),
-            Some(r#"["a","b"]"#)
-        );
+        assert_eq!(val("k [\"a\",\n  \"b\"]\nz 1", "k").as_deref(), Some(r#"["a","b"]"#));
         assert_eq!(val("k [1, # one\n 2]", "k").as_deref(), Some("[1,2]"));
         assert_eq!(val("k [1, /* c */ 2] # c", "k").as_deref(), Some("[1,2]"));
         assert_eq!(
             val("k {\"a\":\"#{1+1}\", \"b\": {\"c\": [1]}}", "k").as_deref(),
             Some(r#"{"a":"2","b":{"c":[1]}}"#)
         );
-        assert_eq!(
-            val("k {\"a\":\"x#y\"}", "k").as_deref(),
-            Some(r#"{"a":"x#y"}"#)
-        );
-        assert!(
-            parse("k [1,2,]")
-                .unwrap_err()
-                .contains("t.conf:1:3: error: invalid JSON array value")
-        );
-        assert!(
-            parse("k [a-z]+\nx y")
-                .unwrap_err()
-                .contains("t.conf:1:3: error: invalid JSON array value")
-        );
-        assert!(
-            parse("k [1, 2")
-                .unwrap_err()
-                .contains("t.conf:1:3: error: got incomplete JSON array configuration")
-        );
-        assert!(
-            parse("k []extra")
-                .unwrap_err()
-                .contains("expected end of line")
-        );
+        assert_eq!(val("k {\"a\":\"x#y\"}", "k").as_deref(), Some(r#"{"a":"x#y"}"#));
+        assert!(parse("k [1,2,]").unwrap_err().contains("t.conf:1:3: error: invalid JSON array value"));
+        assert!(parse("k [a-z]+\nx y").unwrap_err().contains("t.conf:1:3: error: invalid JSON array value"));
+        assert!(parse("k [1, 2").unwrap_err().contains("t.conf:1:3: error: got incomplete JSON array configuration"));
+        assert!(parse("k []extra").unwrap_err().contains("expected end of line"));
         assert_eq!(val("k t[", "k").as_deref(), Some("t["));
     }
 
@@ -1021,32 +894,17 @@ mod tests {
         assert_eq!(root.elements[0].arg, "a.**  b.*");
         assert_eq!(root.elements[0].elements[0].arg, "tag, time");
         assert_eq!(root.elements[1].name, "source");
-        assert!(
-            parse("<match a></match>")
-                .unwrap_err()
-                .contains("t.conf:1:10: error: expected end of line after tag")
-        );
-        assert!(
-            parse("<a>\n<b>\n</a>\n</b>")
-                .unwrap_err()
-                .contains("t.conf:3:1: error: unmatched end tag")
-        );
+        assert!(parse("<match a></match>").unwrap_err().contains("t.conf:1:10: error: expected end of line after tag"));
+        assert!(parse("<a>\n<b>\n</a>\n</b>").unwrap_err().contains("t.conf:3:1: error: unmatched end tag"));
         assert!(
             parse("<match a>\nk v")
                 .unwrap_err()
                 .contains("t.conf:1:1: error: expected end tag '</match>' but got end of file")
         );
-        assert!(
-            parse("@k v")
-                .unwrap_err()
-                .contains("t.conf:1:1: error: '@' is the system reserved prefix")
-        );
+        assert!(parse("@k v").unwrap_err().contains("t.conf:1:1: error: '@' is the system reserved prefix"));
         let nested = parse("<match x>\n <y>\n  @k v\n </y>\n</match>").unwrap();
         assert_eq!(nested.elements[0].elements[0].get("@k"), Some("v"));
-        assert_eq!(
-            parse("@type foo bar").unwrap().get("@type"),
-            Some("foo bar")
-        );
+        assert_eq!(parse("@type foo bar").unwrap().get("@type"), Some("foo bar"));
         let quoted = parse("<match \"#{1+1}.x\">\n</match>").unwrap();
         assert_eq!(quoted.elements[0].arg, "2.x");
     }
@@ -1067,20 +925,9 @@ mod tests {
         assert_eq!(args, ["first", "a", "b", "last"]);
         assert_eq!(root.elements[3].get("flush_interval"), Some("5s"));
         let p = root.elements[3].param("flush_interval").unwrap();
-        assert!(
-            sm.location(p.key_span)
-                .unwrap()
-                .file
-                .ends_with("inner.conf")
-        );
+        assert!(sm.location(p.key_span).unwrap().file.ends_with("inner.conf"));
         assert_eq!(d.len(), 1);
-        assert!(
-            d.iter()
-                .next()
-                .unwrap()
-                .message
-                .contains("missing.conf does not exist")
-        );
+        assert!(d.iter().next().unwrap().message.contains("missing.conf does not exist"));
     }
 
     #[test]

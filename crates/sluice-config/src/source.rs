@@ -29,19 +29,11 @@ impl Default for Span {
 
 impl Span {
     /// No location.
-    pub const NONE: Span = Span {
-        file: u32::MAX,
-        start: 0,
-        end: 0,
-    };
+    pub const NONE: Span = Span { file: u32::MAX, start: 0, end: 0 };
 
     /// A span in `file` from `start` to `end`.
     pub fn new(file: FileId, start: usize, end: usize) -> Span {
-        Span {
-            file,
-            start: start as u32,
-            end: end.max(start) as u32,
-        }
+        Span { file, start: start as u32, end: end.max(start) as u32 }
     }
 
     /// True if this span points into a file.
@@ -88,18 +80,8 @@ impl SourceMap {
     /// Add a file's contents and return its id.
     pub fn add(&mut self, path: &Path, display: String, text: String) -> FileId {
         let mut line_starts = vec![0];
-        line_starts.extend(
-            text.bytes()
-                .enumerate()
-                .filter(|(_, b)| *b == b'\n')
-                .map(|(i, _)| i + 1),
-        );
-        self.files.push(SourceFile {
-            path: path.to_path_buf(),
-            display,
-            text,
-            line_starts,
-        });
+        line_starts.extend(text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1));
+        self.files.push(SourceFile { path: path.to_path_buf(), display, text, line_starts });
         (self.files.len() - 1) as FileId
     }
 
@@ -119,16 +101,8 @@ impl SourceMap {
         let off = (span.start as usize).min(f.text.len());
         let line = f.line_starts.partition_point(|&s| s <= off);
         let line_start = f.line_starts[line - 1];
-        let col = f
-            .text
-            .get(line_start..off)
-            .map_or(off - line_start, |s| s.chars().count())
-            + 1;
-        Some(Location {
-            file: &f.display,
-            line,
-            col,
-        })
+        let col = f.text.get(line_start..off).map_or(off - line_start, |s| s.chars().count()) + 1;
+        Some(Location { file: &f.display, line, col })
     }
 
     /// The text of a 1-based line, without its newline.
@@ -141,9 +115,7 @@ impl SourceMap {
 
     /// The source text a span covers.
     pub fn snippet(&self, span: Span) -> Option<&str> {
-        self.file(span.file)?
-            .text
-            .get(span.start as usize..span.end as usize)
+        self.file(span.file)?.text.get(span.start as usize..span.end as usize)
     }
 }
 
@@ -154,11 +126,7 @@ mod tests {
     #[test]
     fn locations_are_one_based_and_count_chars() {
         let mut sm = SourceMap::new();
-        let id = sm.add(
-            Path::new("a.conf"),
-            "a.conf".into(),
-            "ab\nçd x\n\nlast".into(),
-        );
+        let id = sm.add(Path::new("a.conf"), "a.conf".into(), "ab\nçd x\n\nlast".into());
         let loc = |o| sm.location(Span::new(id, o, o)).map(|l| (l.line, l.col));
         assert_eq!(loc(0), Some((1, 1)));
         assert_eq!(loc(3), Some((2, 1)));

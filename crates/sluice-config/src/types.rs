@@ -36,6 +36,34 @@ pub trait ParamValue: Sized {
     /// # Errors
     /// A short reason, without the parameter name (the caller adds it).
     fn parse(s: &str) -> Result<Self, String>;
+    /// What Fluentd's lenient coercion makes of text [`ParamValue::parse`]
+    /// rejects (e.g. `10abc` → 10): the value and how it was read. Used with
+    /// a warning, or refused under `--strict`.
+    fn parse_lenient(_s: &str) -> Option<(Self, String)> {
+        None
+    }
+}
+
+/// The numeric prefix of `s` as Ruby's `to_i`/`to_f` read it (optional
+/// sign, digits, `_`, and for floats a fraction), if there is one.
+pub fn numeric_prefix(s: &str, float: bool) -> Option<&str> {
+    let t = s.trim_start();
+    let b = t.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'-' | b'+')));
+    let digits_start = i;
+    while i < b.len() && (b[i].is_ascii_digit() || (b[i] == b'_' && i > digits_start)) {
+        i += 1;
+    }
+    if i == digits_start {
+        return None;
+    }
+    if float && i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit() {
+        i += 1;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+    }
+    Some(&t[..i])
 }
 
 impl ParamValue for String {
@@ -65,8 +93,7 @@ pub fn parse_integer(s: &str) -> Result<i128, String> {
         _ => (10, body),
     };
     let clean: String = digits.chars().filter(|c| *c != '_').collect();
-    if clean.is_empty() || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__")
-    {
+    if clean.is_empty() || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
         return Err(format!("invalid integer {s:?}"));
     }
     let v = i128::from_str_radix(&clean, radix).map_err(|_| format!("invalid integer {s:?}"))?;
@@ -81,6 +108,11 @@ macro_rules! int_param {
             fn parse(s: &str) -> Result<Self, String> {
                 let v = parse_integer(s)?;
                 <$t>::try_from(v).map_err(|_| format!("integer {v} is out of range ({}..={})", <$t>::MIN, <$t>::MAX))
+            }
+            fn parse_lenient(s: &str) -> Option<(Self, String)> {
+                let p = numeric_prefix(s, false)?;
+                let v = Self::parse(p).ok()?;
+                Some((v, format!("{s:?} is not an integer; read as {p} as Fluentd does")))
             }
         }
     )*};
@@ -102,6 +134,11 @@ impl ParamValue for f64 {
             _ => Err(format!("invalid float {s:?}")),
         }
     }
+    fn parse_lenient(s: &str) -> Option<(Self, String)> {
+        let p = numeric_prefix(s, true)?;
+        let v = Self::parse(p).ok()?;
+        Some((v, format!("{s:?} is not a number; read as {p} as Fluentd does")))
+    }
 }
 
 impl ParamValue for bool {
@@ -115,9 +152,7 @@ impl ParamValue for bool {
         match s.trim() {
             "true" | "yes" | "" => Ok(true),
             "false" | "no" => Ok(false),
-            other => Err(format!(
-                "invalid bool value {other:?} (use true, false, yes or no)"
-            )),
+            other => Err(format!("invalid bool value {other:?} (use true, false, yes or no)")),
         }
     }
 }
@@ -135,12 +170,7 @@ impl Size {
 
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let units = [
-            (1u64 << 40, "t"),
-            (1 << 30, "g"),
-            (1 << 20, "m"),
-            (1 << 10, "k"),
-        ];
+        let units = [(1u64 << 40, "t"), (1 << 30, "g"), (1 << 20, "m"), (1 << 10, "k")];
         for (n, u) in units {
             if self.0 >= n && self.0 % n == 0 {
                 return write!(f, "{}{u}", self.0 / n);
@@ -159,10 +189,7 @@ impl ParamValue for Size {
     }
     fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim().to_ascii_lowercase();
-        let t = t
-            .strip_suffix('b')
-            .filter(|r| r.ends_with(['k', 'm', 'g', 't']))
-            .unwrap_or(&t);
+        let t = t.strip_suffix('b').filter(|r| r.ends_with(['k', 'm', 'g', 't'])).unwrap_or(&t);
         let (num, mult) = match t.as_bytes().last() {
             Some(b'k') => (&t[..t.len() - 1], 1u64 << 10),
             Some(b'm') => (&t[..t.len() - 1], 1 << 20),
@@ -182,9 +209,15 @@ impl ParamValue for Size {
                 _ => return Err(format!("invalid size {s:?}")),
             }
         };
-        bytes
-            .map(Size)
-            .ok_or_else(|| format!("size {s:?} is too large"))
+        bytes.map(Size).ok_or_else(|| format!("size {s:?} is too large"))
+    }
+    fn parse_lenient(s: &str) -> Option<(Self, String)> {
+        let p = numeric_prefix(s, true)?;
+        let rest = &s.trim_start()[p.len()..];
+        let unit = rest.chars().next().filter(|c| "kmgtKMGT".contains(*c));
+        let text = format!("{p}{}", unit.map(String::from).unwrap_or_default());
+        let v = Self::parse(&text).ok()?;
+        Some((v, format!("{s:?} is not a size; read as {text}")))
     }
 }
 
@@ -241,6 +274,14 @@ impl ParamValue for TimeSpan {
             _ => Err(format!("invalid time {s:?}")),
         }
     }
+    fn parse_lenient(s: &str) -> Option<(Self, String)> {
+        let p = numeric_prefix(s, true)?;
+        let rest = &s.trim_start()[p.len()..];
+        let unit = rest.chars().next().filter(|c| "smhd".contains(*c));
+        let text = format!("{p}{}", unit.map(String::from).unwrap_or_default());
+        let v = Self::parse(&text).ok()?;
+        Some((v, format!("{s:?} is not a time; read as {text}")))
+    }
 }
 
 /// An array of strings (`array` type): JSON or comma-separated.
@@ -254,12 +295,9 @@ impl ParamValue for Vec<String> {
     fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim();
         if t.starts_with('[') {
-            let v: serde_json::Value =
-                serde_json::from_str(t).map_err(|e| format!("invalid JSON array: {e}"))?;
+            let v: serde_json::Value = serde_json::from_str(t).map_err(|e| format!("invalid JSON array: {e}"))?;
             match v {
-                serde_json::Value::Array(items) => {
-                    Ok(items.into_iter().map(json_scalar_to_string).collect())
-                }
+                serde_json::Value::Array(items) => Ok(items.into_iter().map(json_scalar_to_string).collect()),
                 _ => Err("array required".into()),
             }
         } else if t.is_empty() {
@@ -285,10 +323,7 @@ pub struct StrMap(pub Vec<(String, String)>);
 impl StrMap {
     /// The value for `k`.
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
     }
 }
 
@@ -302,14 +337,11 @@ impl ParamValue for StrMap {
     fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim();
         if t.starts_with('{') {
-            let v: serde_json::Value =
-                serde_json::from_str(t).map_err(|e| format!("invalid JSON object: {e}"))?;
+            let v: serde_json::Value = serde_json::from_str(t).map_err(|e| format!("invalid JSON object: {e}"))?;
             match v {
-                serde_json::Value::Object(m) => Ok(StrMap(
-                    m.into_iter()
-                        .map(|(k, v)| (k, json_scalar_to_string(v)))
-                        .collect(),
-                )),
+                serde_json::Value::Object(m) => {
+                    Ok(StrMap(m.into_iter().map(|(k, v)| (k, json_scalar_to_string(v))).collect()))
+                }
                 _ => Err("hash required".into()),
             }
         } else if t.is_empty() {
@@ -368,10 +400,7 @@ pub trait ParamEnumValues {
 pub fn parse_enum(s: &str, values: &[&str]) -> Result<usize, String> {
     let t = s.trim();
     let t = t.strip_prefix(':').unwrap_or(t);
-    values
-        .iter()
-        .position(|v| *v == t)
-        .ok_or_else(|| format!("valid options are {} but got {t}", values.join(",")))
+    values.iter().position(|v| *v == t).ok_or_else(|| format!("valid options are {} but got {t}", values.join(",")))
 }
 
 #[cfg(test)]
@@ -422,33 +451,26 @@ mod tests {
         assert!(u16::parse("70000").unwrap_err().contains("out of range"));
         assert!(u16::parse("").is_err());
         assert!(u16::parse("10abc").is_err());
+        assert_eq!(u16::parse_lenient("10abc").map(|x| x.0), Some(10));
+        assert_eq!(u16::parse_lenient("abc").map(|x| x.0), None);
+        assert_eq!(TimeSpan::parse_lenient("60 s").map(|x| x.0), Some(TimeSpan(60.0)));
+        assert_eq!(TimeSpan::parse_lenient("5min").map(|x| x.0), Some(TimeSpan(300.0)));
+        assert_eq!(Size::parse_lenient("8 MB").map(|x| x.0), Some(Size(8)));
         assert_eq!(f64::parse("1e3"), Ok(1000.0));
         assert!(f64::parse("x").is_err());
     }
 
     #[test]
     fn arrays_and_hashes() {
-        assert_eq!(
-            Vec::<String>::parse("a, b ,c"),
-            Ok(vec!["a".into(), "b".into(), "c".into()])
-        );
-        assert_eq!(
-            Vec::<String>::parse(r#"["a", 1, null]"#),
-            Ok(vec!["a".into(), "1".into(), "".into()])
-        );
+        assert_eq!(Vec::<String>::parse("a, b ,c"), Ok(vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(Vec::<String>::parse(r#"["a", 1, null]"#), Ok(vec!["a".into(), "1".into(), "".into()]));
         assert_eq!(Vec::<String>::parse(""), Ok(vec![]));
         assert!(Vec::<String>::parse("[1,").is_err());
         let h = StrMap::parse("k1:v1, k2:v:2").unwrap();
         assert_eq!(h.get("k2"), Some("v:2"));
-        assert_eq!(
-            StrMap::parse(r#"{"a":"b","n":1}"#).unwrap().get("n"),
-            Some("1")
-        );
+        assert_eq!(StrMap::parse(r#"{"a":"b","n":1}"#).unwrap().get("n"), Some("1"));
         assert_eq!(StrMap::parse("a").unwrap().get("a"), Some(""));
         assert_eq!(parse_enum("json", &["json", "hash"]), Ok(0));
-        assert_eq!(
-            parse_enum("xml", &["json", "hash"]),
-            Err("valid options are json,hash but got xml".into())
-        );
+        assert_eq!(parse_enum("xml", &["json", "hash"]), Err("valid options are json,hash but got xml".into()));
     }
 }

@@ -25,8 +25,7 @@ use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;
 use syn::{
-    Attribute, Data, DeriveInput, Expr, Fields, GenericArgument, Lit, LitStr, PathArguments, Type,
-    parse_macro_input,
+    Attribute, Data, DeriveInput, Expr, Fields, GenericArgument, Lit, LitStr, PathArguments, Type, parse_macro_input,
 };
 
 fn doc_of(attrs: &[Attribute]) -> String {
@@ -89,10 +88,7 @@ pub fn derive_params(input: TokenStream) -> TokenStream {
 fn params_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let name = &input.ident;
     let Data::Struct(data) = &input.data else {
-        return Err(syn::Error::new_spanned(
-            name,
-            "Params can only be derived for structs",
-        ));
+        return Err(syn::Error::new_spanned(name, "Params can only be derived for structs"));
     };
     let Fields::Named(fields) = &data.fields else {
         return Err(syn::Error::new_spanned(name, "Params needs named fields"));
@@ -168,11 +164,7 @@ fn params_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 (&f.ty, false, true)
             };
             let raw = is_element(inner);
-            let spec_fn = if raw {
-                quote!(None)
-            } else {
-                quote!(Some(<#inner as ::sluice_config::Params>::spec))
-            };
+            let spec_fn = if raw { quote!(None) } else { quote!(Some(<#inner as ::sluice_config::Params>::spec)) };
             let idx = section_specs.len();
             section_specs.push(quote! {
                 ::sluice_config::SubSectionSpec {
@@ -226,19 +218,13 @@ fn params_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 Ok(())
             })?;
         }
-        let pname = pa
-            .name
-            .clone()
-            .unwrap_or_else(|| ident.to_string().trim_start_matches("r#").to_string());
+        let pname = pa.name.clone().unwrap_or_else(|| ident.to_string().trim_start_matches("r#").to_string());
         let (inner, optional) = match wrapper_inner(&f.ty, "Option") {
             Some(t) => (t, true),
             None => (&f.ty, false),
         };
         if optional && pa.default.is_some() {
-            return Err(syn::Error::new_spanned(
-                ident,
-                "an Option parameter cannot have a default; use a plain type",
-            ));
+            return Err(syn::Error::new_spanned(ident, "an Option parameter cannot have a default; use a plain type"));
         }
         let required = !optional && pa.default.is_none();
         let default = match &pa.default {
@@ -273,11 +259,7 @@ fn params_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
         reads.push(quote! {
             let #ident: Option<#inner> = match cx.param::<#inner>(el, &spec.params[#idx]) { Ok(v) => v, Err(()) => { ok = false; None } };
         });
-        builds.push(if optional {
-            quote!(#ident)
-        } else {
-            quote!(#ident: #ident?)
-        });
+        builds.push(if optional { quote!(#ident) } else { quote!(#ident: #ident?) });
     }
 
     Ok(quote! {
@@ -341,19 +323,13 @@ fn snake(s: &str) -> String {
 fn enum_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let name = &input.ident;
     let Data::Enum(data) = &input.data else {
-        return Err(syn::Error::new_spanned(
-            name,
-            "ParamEnum can only be derived for enums",
-        ));
+        return Err(syn::Error::new_spanned(name, "ParamEnum can only be derived for enums"));
     };
     let mut values = Vec::new();
     let mut idents = Vec::new();
     for v in &data.variants {
         if !matches!(v.fields, Fields::Unit) {
-            return Err(syn::Error::new_spanned(
-                &v.ident,
-                "ParamEnum variants must be unit variants",
-            ));
+            return Err(syn::Error::new_spanned(&v.ident, "ParamEnum variants must be unit variants"));
         }
         let mut value = snake(&v.ident.to_string());
         for a in &v.attrs {

@@ -38,14 +38,7 @@ fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
             0x00..=0x1f => {
                 out.extend_from_slice(&s[start..i]);
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[(b >> 4) as usize],
-                    HEX[(b & 15) as usize],
-                ]);
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
                 start = i + 1;
                 continue;
             }
@@ -189,9 +182,7 @@ pub fn value_to_json(v: &Value) -> String {
 pub fn json_to_msgpack(text: &[u8], out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     let mark = out.len();
     let mut de = serde_json::Deserializer::from_slice(text);
-    let r = MsgpackSeed(out)
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
+    let r = MsgpackSeed(out).deserialize(&mut de).and_then(|()| de.end());
     if r.is_err() {
         out.truncate(mark);
     }
@@ -311,10 +302,7 @@ mod tests {
             r#"{"f":1.0,"g":0.1,"big":1.0e+20,"neg":-5,"u":18446744073709551615}"#
         );
         assert_eq!(rt("[]"), "[]");
-        assert_eq!(
-            rt(r#"{"k":"\u0000\u001f\u007f"}"#),
-            "{\"k\":\"\\u0000\\u001f\u{7f}\"}"
-        );
+        assert_eq!(rt(r#"{"k":"\u0000\u001f\u007f"}"#), "{\"k\":\"\\u0000\\u001f\u{7f}\"}");
     }
 
     #[test]

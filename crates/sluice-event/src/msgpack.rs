@@ -113,12 +113,7 @@ pub struct Header {
 #[inline]
 pub fn header(buf: &[u8], at: usize) -> Result<Header, Error> {
     let m = *buf.get(at).ok_or(Error::Truncated)?;
-    let h = |kind, header_len, len| Header {
-        kind,
-        header_len,
-        len,
-        ext_type: 0,
-    };
+    let h = |kind, header_len, len| Header { kind, header_len, len, ext_type: 0 };
     Ok(match m {
         0x00..=0x7f | 0xe0..=0xff => h(Kind::Int, 1, 0),
         0x80..=0x8f => h(Kind::Map, 1, usize::from(m & 0x0f)),
@@ -134,12 +129,7 @@ pub fn header(buf: &[u8], at: usize) -> Result<Header, Error> {
             let n = 1usize << (m - 0xc7);
             let len = be(buf, at + 1, n)? as usize;
             let t = *buf.get(at + 1 + n).ok_or(Error::Truncated)? as i8;
-            Header {
-                kind: Kind::Ext,
-                header_len: 2 + n,
-                len,
-                ext_type: t,
-            }
+            Header { kind: Kind::Ext, header_len: 2 + n, len, ext_type: t }
         }
         0xca => h(Kind::Float, 1, 4),
         0xcb => h(Kind::Float, 1, 8),
@@ -147,12 +137,7 @@ pub fn header(buf: &[u8], at: usize) -> Result<Header, Error> {
         0xd0..=0xd3 => h(Kind::Int, 1, 1 << (m - 0xd0)),
         0xd4..=0xd8 => {
             let t = *buf.get(at + 1).ok_or(Error::Truncated)? as i8;
-            Header {
-                kind: Kind::Ext,
-                header_len: 2,
-                len: 1 << (m - 0xd4),
-                ext_type: t,
-            }
+            Header { kind: Kind::Ext, header_len: 2, len: 1 << (m - 0xd4), ext_type: t }
         }
         0xd9 => h(Kind::Str, 2, be(buf, at + 1, 1)? as usize),
         0xda => h(Kind::Str, 3, be(buf, at + 1, 2)? as usize),
@@ -179,11 +164,7 @@ pub fn skip(buf: &[u8], mut at: usize) -> Result<usize, Error> {
         at += h.header_len;
         match h.kind {
             Kind::Array | Kind::Map => {
-                let n = if h.kind == Kind::Map {
-                    (h.len as u64) * 2
-                } else {
-                    h.len as u64
-                };
+                let n = if h.kind == Kind::Map { (h.len as u64) * 2 } else { h.len as u64 };
                 if n > 0 {
                     if depth == MAX_DEPTH {
                         return Err(Error::TooDeep);
@@ -230,10 +211,7 @@ pub fn read_str(buf: &[u8], at: usize) -> Result<(&[u8], usize), Error> {
             let s = buf.get(start..end).ok_or(Error::Truncated)?;
             Ok((s, end))
         }
-        k => Err(Error::Type {
-            expected: "string",
-            found: k.name(),
-        }),
+        k => Err(Error::Type { expected: "string", found: k.name() }),
     }
 }
 
@@ -289,10 +267,7 @@ pub fn read_scalar(buf: &[u8], at: usize) -> Result<(Scalar<'_>, usize), Error> 
         Kind::Bin => Scalar::Bin(&buf[body..end]),
         Kind::Ext => Scalar::Ext(h.ext_type, &buf[body..end]),
         Kind::Array | Kind::Map => {
-            return Err(Error::Type {
-                expected: "scalar",
-                found: h.kind.name(),
-            });
+            return Err(Error::Type { expected: "scalar", found: h.kind.name() });
         }
         Kind::Reserved => return Err(Error::Reserved),
     };
@@ -307,10 +282,7 @@ pub fn read_scalar(buf: &[u8], at: usize) -> Result<(Scalar<'_>, usize), Error> 
 pub fn read_map_len(buf: &[u8], at: usize) -> Result<(usize, usize), Error> {
     let h = header(buf, at)?;
     if h.kind != Kind::Map {
-        return Err(Error::Type {
-            expected: "map",
-            found: h.kind.name(),
-        });
+        return Err(Error::Type { expected: "map", found: h.kind.name() });
     }
     Ok((h.len, at + h.header_len))
 }
@@ -323,10 +295,7 @@ pub fn read_map_len(buf: &[u8], at: usize) -> Result<(usize, usize), Error> {
 pub fn read_array_len(buf: &[u8], at: usize) -> Result<(usize, usize), Error> {
     let h = header(buf, at)?;
     if h.kind != Kind::Array {
-        return Err(Error::Type {
-            expected: "array",
-            found: h.kind.name(),
-        });
+        return Err(Error::Type { expected: "array", found: h.kind.name() });
     }
     Ok((h.len, at + h.header_len))
 }
@@ -508,14 +477,8 @@ mod tests {
     #[test]
     fn skip_nested_values() {
         let v = rmpv::Value::Map(vec![
-            (
-                rmpv::Value::from("a"),
-                rmpv::Value::Array(vec![1.into(), "x".into(), rmpv::Value::Nil]),
-            ),
-            (
-                rmpv::Value::from("b"),
-                rmpv::Value::Map(vec![(1.into(), 2.5.into())]),
-            ),
+            (rmpv::Value::from("a"), rmpv::Value::Array(vec![1.into(), "x".into(), rmpv::Value::Nil])),
+            (rmpv::Value::from("b"), rmpv::Value::Map(vec![(1.into(), 2.5.into())])),
         ]);
         let mut buf = enc(&v);
         let end = buf.len();
@@ -527,15 +490,9 @@ mod tests {
     #[test]
     fn skip_rejects_hostile_lengths_and_depth() {
         // array32 claiming 4 billion elements in 5 bytes
-        assert_eq!(
-            skip(&[0xdd, 0xff, 0xff, 0xff, 0xff], 0),
-            Err(Error::Truncated)
-        );
+        assert_eq!(skip(&[0xdd, 0xff, 0xff, 0xff, 0xff], 0), Err(Error::Truncated));
         // str32 claiming 4 GiB
-        assert_eq!(
-            skip(&[0xdb, 0xff, 0xff, 0xff, 0xff, b'a'], 0),
-            Err(Error::Truncated)
-        );
+        assert_eq!(skip(&[0xdb, 0xff, 0xff, 0xff, 0xff, b'a'], 0), Err(Error::Truncated));
         let deep = vec![0x91u8; MAX_DEPTH + 1];
         assert_eq!(skip(&deep, 0), Err(Error::TooDeep));
         assert_eq!(skip(&[0xc1], 0), Err(Error::Reserved));
@@ -543,25 +500,9 @@ mod tests {
 
     #[test]
     fn integers_match_rmp_compact_encoding() {
-        for v in [
-            0i64,
-            1,
-            127,
-            128,
-            255,
-            256,
-            65535,
-            65536,
-            -1,
-            -32,
-            -33,
-            -128,
-            -129,
-            -32768,
-            -32769,
-            i64::MIN,
-            i64::MAX,
-        ] {
+        for v in
+            [0i64, 1, 127, 128, 255, 256, 65535, 65536, -1, -32, -33, -128, -129, -32768, -32769, i64::MIN, i64::MAX]
+        {
             let mut ours = Vec::new();
             write_int(&mut ours, v);
             let theirs = enc(&rmpv::Value::from(v));

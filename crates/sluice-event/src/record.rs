@@ -56,16 +56,10 @@ impl<'a> RecordRef<'a> {
     pub fn new(raw: &'a [u8]) -> Result<Self, Error> {
         let h = msgpack::header(raw, 0)?;
         if h.kind != Kind::Map {
-            return Err(Error::Type {
-                expected: "map",
-                found: h.kind.name(),
-            });
+            return Err(Error::Type { expected: "map", found: h.kind.name() });
         }
         if msgpack::skip(raw, 0)? != raw.len() {
-            return Err(Error::Type {
-                expected: "one map",
-                found: "trailing bytes",
-            });
+            return Err(Error::Type { expected: "one map", found: "trailing bytes" });
         }
         Ok(RecordRef { raw })
     }
@@ -82,9 +76,7 @@ impl<'a> RecordRef<'a> {
 
     /// Number of pairs.
     pub fn len(&self) -> usize {
-        msgpack::read_map_len(self.raw, 0)
-            .map(|(n, _)| n)
-            .unwrap_or(0)
+        msgpack::read_map_len(self.raw, 0).map(|(n, _)| n).unwrap_or(0)
     }
 
     /// True if the map has no pairs.
@@ -95,25 +87,17 @@ impl<'a> RecordRef<'a> {
     /// Iterate pairs in stored order.
     pub fn iter(&self) -> PairIter<'a> {
         let (left, at) = msgpack::read_map_len(self.raw, 0).unwrap_or((0, self.raw.len()));
-        PairIter {
-            raw: self.raw,
-            at,
-            left,
-        }
+        PairIter { raw: self.raw, at, left }
     }
 
     /// Raw value for a string key (the first match, as a Ruby hash has one).
     pub fn get(&self, key: &str) -> Option<&'a [u8]> {
-        self.iter()
-            .find(|p| p.key_str() == Some(key.as_bytes()))
-            .map(|p| p.value)
+        self.iter().find(|p| p.key_str() == Some(key.as_bytes())).map(|p| p.value)
     }
 
     /// String bytes of the value for `key`, if it is a str or bin.
     pub fn get_str(&self, key: &str) -> Option<&'a [u8]> {
-        self.get(key)
-            .and_then(|v| msgpack::read_str(v, 0).ok())
-            .map(|(s, _)| s)
+        self.get(key).and_then(|v| msgpack::read_str(v, 0).ok()).map(|(s, _)| s)
     }
 
     /// Raw value at a nested path.
@@ -172,10 +156,7 @@ impl<'a> Iterator for PairIter<'a> {
         }
         let kend = msgpack::skip(self.raw, self.at).ok()?;
         let vend = msgpack::skip(self.raw, kend).ok()?;
-        let pair = Pair {
-            key: &self.raw[self.at..kend],
-            value: &self.raw[kend..vend],
-        };
+        let pair = Pair { key: &self.raw[self.at..kend], value: &self.raw[kend..vend] };
         self.at = vend;
         self.left -= 1;
         Some(pair)
@@ -214,10 +195,7 @@ impl Record {
         let v = rmpv::decode::read_value(&mut &raw[..end]).map_err(|_| Error::Truncated)?;
         match v {
             Value::Map(m) => Ok(Record(m)),
-            other => Err(Error::Type {
-                expected: "map",
-                found: value_kind(&other),
-            }),
+            other => Err(Error::Type { expected: "map", found: value_kind(&other) }),
         }
     }
 
@@ -241,18 +219,12 @@ impl Record {
 
     /// Value for a string key.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0
-            .iter()
-            .find(|(k, _)| value_is_key(k, key))
-            .map(|(_, v)| v)
+        self.0.iter().find(|(k, _)| value_is_key(k, key)).map(|(_, v)| v)
     }
 
     /// Mutable value for a string key.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.0
-            .iter_mut()
-            .find(|(k, _)| value_is_key(k, key))
-            .map(|(_, v)| v)
+        self.0.iter_mut().find(|(k, _)| value_is_key(k, key)).map(|(_, v)| v)
     }
 
     /// True if `key` is present.
@@ -320,17 +292,11 @@ impl Record {
 /// One step into a nested value.
 pub fn dig_value<'v>(v: &'v Value, seg: &PathSeg) -> Option<&'v Value> {
     match (seg, v) {
-        (PathSeg::Key(k), Value::Map(m)) => {
-            m.iter().find(|(mk, _)| value_is_key(mk, k)).map(|(_, v)| v)
-        }
+        (PathSeg::Key(k), Value::Map(m)) => m.iter().find(|(mk, _)| value_is_key(mk, k)).map(|(_, v)| v),
         (PathSeg::Index(i), Value::Array(a)) => {
             let n = a.len() as i64;
             let idx = if *i < 0 { n + i } else { *i };
-            if idx < 0 || idx >= n {
-                None
-            } else {
-                a.get(idx as usize)
-            }
+            if idx < 0 || idx >= n { None } else { a.get(idx as usize) }
         }
         _ => None,
     }
@@ -376,10 +342,7 @@ mod tests {
         r.insert("a", 1);
         r.insert(
             "nested",
-            Value::Map(vec![(
-                Value::from("b"),
-                Value::Array(vec![Value::from("x"), Value::from("y")]),
-            )]),
+            Value::Map(vec![(Value::from("b"), Value::Array(vec![Value::from("x"), Value::from("y")]))]),
         );
         r
     }
@@ -391,17 +354,10 @@ mod tests {
         let rr = RecordRef::new(&raw).unwrap();
         assert_eq!(rr.len(), 2);
         assert_eq!(rr.to_record().unwrap(), r);
-        let path = [
-            PathSeg::Key("nested".into()),
-            PathSeg::Key("b".into()),
-            PathSeg::Index(-1),
-        ];
+        let path = [PathSeg::Key("nested".into()), PathSeg::Key("b".into()), PathSeg::Index(-1)];
         assert_eq!(rr.dig(&path), Some(&[0xa1, b'y'][..]));
         assert_eq!(r.dig(&path), Some(&Value::from("y")));
-        assert_eq!(
-            rr.dig(&[PathSeg::Key("a".into()), PathSeg::Key("x".into())]),
-            None
-        );
+        assert_eq!(rr.dig(&[PathSeg::Key("a".into()), PathSeg::Key("x".into())]), None);
     }
 
     #[test]

@@ -18,11 +18,7 @@ pub fn write_float(out: &mut Vec<u8>, f: f64) {
         return;
     }
     if f == 0.0 {
-        out.extend_from_slice(if f.is_sign_negative() {
-            b"-0.0"
-        } else {
-            b"0.0"
-        });
+        out.extend_from_slice(if f.is_sign_negative() { b"-0.0" } else { b"0.0" });
         return;
     }
     // Rust's `{:e}` gives the shortest round-trip digits: "-1.2345e3".
@@ -31,17 +27,10 @@ pub fn write_float(out: &mut Vec<u8>, f: f64) {
     let _ = write!(cur, "{:e}", f);
     let n = cur.position() as usize;
     let s = &tmp[..n];
-    let (neg, s) = if s[0] == b'-' {
-        (true, &s[1..])
-    } else {
-        (false, s)
-    };
+    let (neg, s) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
     let epos = s.iter().position(|&b| b == b'e').unwrap_or(s.len());
     let mant = &s[..epos];
-    let exp: i32 = std::str::from_utf8(&s[epos + 1..])
-        .ok()
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(0);
+    let exp: i32 = std::str::from_utf8(&s[epos + 1..]).ok().and_then(|e| e.parse().ok()).unwrap_or(0);
     let mut digits = [0u8; 20];
     let mut nd = 0;
     for &b in mant {
@@ -153,9 +142,7 @@ pub fn write_str_inspect(out: &mut Vec<u8>, s: &[u8]) {
                 '\u{08}' => out.extend_from_slice(b"\\b"),
                 '\u{07}' => out.extend_from_slice(b"\\a"),
                 '\u{1b}' => out.extend_from_slice(b"\\e"),
-                '#' if matches!(chars.peek(), Some('{' | '$' | '@')) => {
-                    out.extend_from_slice(b"\\#")
-                }
+                '#' if matches!(chars.peek(), Some('{' | '$' | '@')) => out.extend_from_slice(b"\\#"),
                 c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                     let _ = write!(out, "\\u{:04X}", c as u32);
                 }
@@ -294,22 +281,11 @@ mod tests {
     fn inspect_is_ruby_34_style() {
         let v = Value::Map(vec![
             (Value::from("k"), Value::from("v\"\n")),
-            (
-                Value::from("n"),
-                Value::Array(vec![
-                    Value::from(1),
-                    Value::Nil,
-                    Value::from(1.5),
-                    Value::from(true),
-                ]),
-            ),
+            (Value::from("n"), Value::Array(vec![Value::from(1), Value::Nil, Value::from(1.5), Value::from(true)])),
         ]);
         let mut out = Vec::new();
         write_inspect(&mut out, &v);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"k" => "v\"\n", "n" => [1, nil, 1.5, true]}"#
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"k" => "v\"\n", "n" => [1, nil, 1.5, true]}"#);
         assert_eq!(to_s(&Value::Nil), "");
         let mut out = Vec::new();
         write_str_inspect(&mut out, b"a#{b}#c\x00\x1b\xff");

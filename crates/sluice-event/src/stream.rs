@@ -27,10 +27,7 @@ pub struct EventStream {
 
 impl std::fmt::Debug for EventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventStream")
-            .field("len", &self.len)
-            .field("bytes", &self.data.len())
-            .finish()
+        f.debug_struct("EventStream").field("len", &self.len).field("bytes", &self.data.len()).finish()
     }
 }
 
@@ -80,27 +77,14 @@ fn parse_entry(buf: &[u8], at: usize, index: usize) -> Result<(EventRef<'_>, usi
     let me = |source| StreamError::Msgpack { index, source };
     let (n, p) = msgpack::read_array_len(buf, at).map_err(me)?;
     if n != 2 {
-        return Err(StreamError::Shape {
-            index,
-            what: "entry is not a [time, record] pair",
-        });
+        return Err(StreamError::Shape { index, what: "entry is not a [time, record] pair" });
     }
     let (time, p) = EventTime::read(buf, p).map_err(me)?;
     if msgpack::header(buf, p).map_err(me)?.kind != msgpack::Kind::Map {
-        return Err(StreamError::Shape {
-            index,
-            what: "record is not a map",
-        });
+        return Err(StreamError::Shape { index, what: "record is not a map" });
     }
     let end = msgpack::skip(buf, p).map_err(me)?;
-    Ok((
-        EventRef {
-            time,
-            entry: &buf[at..end],
-            record: RecordRef::new_unchecked(&buf[p..end]),
-        },
-        end,
-    ))
+    Ok((EventRef { time, entry: &buf[at..end], record: RecordRef::new_unchecked(&buf[p..end]) }, end))
 }
 
 impl EventStream {
@@ -154,11 +138,7 @@ impl EventStream {
 
     /// Iterate the events.
     pub fn iter(&self) -> Iter<'_> {
-        Iter {
-            buf: &self.data,
-            at: 0,
-            index: 0,
-        }
+        Iter { buf: &self.data, at: 0, index: 0 }
     }
 }
 
@@ -214,10 +194,7 @@ impl EventStreamBuilder {
 
     /// An empty builder with room for `bytes`.
     pub fn with_capacity(bytes: usize) -> Self {
-        EventStreamBuilder {
-            buf: Vec::with_capacity(bytes),
-            len: 0,
-        }
+        EventStreamBuilder { buf: Vec::with_capacity(bytes), len: 0 }
     }
 
     /// Append an event whose record is already msgpack map bytes. The time is
@@ -282,10 +259,7 @@ impl EventStreamBuilder {
 
     /// Finish into an immutable stream.
     pub fn finish(self) -> EventStream {
-        EventStream {
-            data: Bytes::from(self.buf),
-            len: self.len,
-        }
+        EventStream { data: Bytes::from(self.buf), len: self.len }
     }
 }
 
@@ -308,10 +282,7 @@ mod tests {
         assert_eq!(times, [EventTime::new(10, 5), EventTime::new(11, 0)]);
         let again = EventStream::from_bytes(es.bytes().clone()).unwrap();
         assert_eq!(again, es);
-        assert_eq!(
-            es.iter().nth(1).unwrap().record.get_str("message"),
-            Some(&b"hello"[..])
-        );
+        assert_eq!(es.iter().nth(1).unwrap().record.get_str("message"), Some(&b"hello"[..]));
     }
 
     #[test]

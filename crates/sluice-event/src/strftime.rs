@@ -39,9 +39,7 @@ impl Zone {
         if t.eq_ignore_ascii_case("UTC") || t == "Z" {
             return Ok(Zone::Utc);
         }
-        jiff::tz::TimeZone::get(t)
-            .map(Zone::Rules)
-            .map_err(|_| format!("Unsupported timezone '{t}'"))
+        jiff::tz::TimeZone::get(t).map(Zone::Rules).map_err(|_| format!("Unsupported timezone '{t}'"))
     }
 
     /// Offset from UTC in seconds at `sec`.
@@ -188,25 +186,12 @@ const MONTHS: [&str; 12] = [
     "November",
     "December",
 ];
-const DAYS: [&str; 7] = [
-    "Sunday",
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-];
+const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
     Lit(Vec<u8>),
-    Conv {
-        flags: Flags,
-        width: Option<usize>,
-        colons: u8,
-        c: u8,
-    },
+    Conv { flags: Flags, width: Option<usize>, colons: u8, c: u8 },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -266,18 +251,12 @@ impl Strftime {
             }
             match b.get(i) {
                 Some(&c)
-                    if b"YCymBbhdejHkIlPpMSLNzZAauwGgVUWsQntcDFTxXRrv+%".contains(&c)
-                        && (colons == 0 || c == b'z') =>
+                    if b"YCymBbhdejHkIlPpMSLNzZAauwGgVUWsQntcDFTxXRrv+%".contains(&c) && (colons == 0 || c == b'z') =>
                 {
                     if !lit.is_empty() {
                         items.push(Item::Lit(std::mem::take(&mut lit)));
                     }
-                    items.push(Item::Conv {
-                        flags,
-                        width,
-                        colons,
-                        c,
-                    });
+                    items.push(Item::Conv { flags, width, colons, c });
                     i += 1;
                 }
                 _ => {
@@ -291,10 +270,7 @@ impl Strftime {
         if !lit.is_empty() {
             items.push(Item::Lit(lit));
         }
-        Strftime {
-            items,
-            source: fmt.to_string(),
-        }
+        Strftime { items, source: fmt.to_string() }
     }
 
     /// The format as written.
@@ -304,15 +280,7 @@ impl Strftime {
 
     /// True if the output depends on sub-second digits.
     pub fn has_subsec(&self) -> bool {
-        self.items.iter().any(|i| {
-            matches!(
-                i,
-                Item::Conv {
-                    c: b'L' | b'N' | b'Q',
-                    ..
-                }
-            )
-        })
+        self.items.iter().any(|i| matches!(i, Item::Conv { c: b'L' | b'N' | b'Q', .. }))
     }
 
     /// Append the formatted time.
@@ -320,12 +288,7 @@ impl Strftime {
         for it in &self.items {
             match it {
                 Item::Lit(l) => out.extend_from_slice(l),
-                Item::Conv {
-                    flags,
-                    width,
-                    colons,
-                    c,
-                } => conv(out, *flags, *width, *colons, *c, tm, zone),
+                Item::Conv { flags, width, colons, c } => conv(out, *flags, *width, *colons, *c, tm, zone),
             }
         }
     }
@@ -338,14 +301,7 @@ impl Strftime {
     }
 }
 
-fn pad_num(
-    out: &mut Vec<u8>,
-    v: i64,
-    default_width: usize,
-    default_pad: u8,
-    flags: Flags,
-    width: Option<usize>,
-) {
+fn pad_num(out: &mut Vec<u8>, v: i64, default_width: usize, default_pad: u8, flags: Flags, width: Option<usize>) {
     let pad = if flags.no_pad {
         None
     } else if flags.space {
@@ -378,20 +334,13 @@ fn pad_text(out: &mut Vec<u8>, s: &str, flags: Flags, width: Option<usize>) {
     let text: String = if flags.upper {
         s.to_uppercase()
     } else if flags.swap {
-        if s.chars().any(|c| c.is_lowercase()) {
-            s.to_uppercase()
-        } else {
-            s.to_lowercase()
-        }
+        if s.chars().any(|c| c.is_lowercase()) { s.to_uppercase() } else { s.to_lowercase() }
     } else {
         s.to_string()
     };
     if let Some(w) = width {
         let p = if flags.zero { b'0' } else { b' ' };
-        out.extend(std::iter::repeat_n(
-            p,
-            w.saturating_sub(text.chars().count()),
-        ));
+        out.extend(std::iter::repeat_n(p, w.saturating_sub(text.chars().count())));
     }
     out.extend_from_slice(text.as_bytes());
 }
@@ -402,11 +351,7 @@ fn iso_week(tm: &Tm) -> (i64, u32) {
     let yday0 = i64::from(tm.yday) - 1;
     let thursday = yday0 - i64::from(wday_mon) + 3;
     let year_len = |y: i64| {
-        if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
-            366
-        } else {
-            365
-        }
+        if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 { 366 } else { 365 }
     };
     if thursday < 0 {
         let py = tm.year - 1;
@@ -419,15 +364,7 @@ fn iso_week(tm: &Tm) -> (i64, u32) {
     }
 }
 
-fn conv(
-    out: &mut Vec<u8>,
-    flags: Flags,
-    width: Option<usize>,
-    colons: u8,
-    c: u8,
-    tm: &Tm,
-    zone: &Zone,
-) {
+fn conv(out: &mut Vec<u8>, flags: Flags, width: Option<usize>, colons: u8, c: u8, tm: &Tm, zone: &Zone) {
     let sub = |out: &mut Vec<u8>, f: &str| Strftime::new(f).format(out, tm, zone);
     match c {
         b'Y' => {
@@ -449,28 +386,13 @@ fn conv(
         b'k' => pad_num(out, i64::from(tm.hour), 2, b' ', flags, width),
         b'I' | b'l' => {
             let h = if tm.hour % 12 == 0 { 12 } else { tm.hour % 12 };
-            pad_num(
-                out,
-                i64::from(h),
-                2,
-                if c == b'I' { b'0' } else { b' ' },
-                flags,
-                width,
-            )
+            pad_num(out, i64::from(h), 2, if c == b'I' { b'0' } else { b' ' }, flags, width)
         }
         b'P' => pad_text(out, if tm.hour < 12 { "am" } else { "pm" }, flags, width),
         b'p' => {
             let s = if tm.hour < 12 { "AM" } else { "PM" };
             if flags.swap {
-                pad_text(
-                    out,
-                    &s.to_lowercase(),
-                    Flags {
-                        swap: false,
-                        ..flags
-                    },
-                    width,
-                )
+                pad_text(out, &s.to_lowercase(), Flags { swap: false, ..flags }, width)
             } else {
                 pad_text(out, s, flags, width)
             }
@@ -513,43 +435,15 @@ fn conv(
         b'Z' => pad_text(out, &zone.abbreviation(tm.epoch), flags, width),
         b'A' => pad_text(out, DAYS[tm.wday as usize], flags, width),
         b'a' => pad_text(out, &DAYS[tm.wday as usize][..3], flags, width),
-        b'u' => pad_num(
-            out,
-            i64::from(if tm.wday == 0 { 7 } else { tm.wday }),
-            1,
-            b'0',
-            flags,
-            width,
-        ),
+        b'u' => pad_num(out, i64::from(if tm.wday == 0 { 7 } else { tm.wday }), 1, b'0', flags, width),
         b'w' => pad_num(out, i64::from(tm.wday), 1, b'0', flags, width),
         b'G' => pad_num(out, iso_week(tm).0, 4, b'0', flags, width),
         b'g' => pad_num(out, iso_week(tm).0.rem_euclid(100), 2, b'0', flags, width),
         b'V' => pad_num(out, i64::from(iso_week(tm).1), 2, b'0', flags, width),
-        b'U' => pad_num(
-            out,
-            (i64::from(tm.yday) - 1 + 7 - i64::from(tm.wday)) / 7,
-            2,
-            b'0',
-            flags,
-            width,
-        ),
-        b'W' => pad_num(
-            out,
-            (i64::from(tm.yday) - 1 + 7 - (i64::from(tm.wday) + 6) % 7) / 7,
-            2,
-            b'0',
-            flags,
-            width,
-        ),
+        b'U' => pad_num(out, (i64::from(tm.yday) - 1 + 7 - i64::from(tm.wday)) / 7, 2, b'0', flags, width),
+        b'W' => pad_num(out, (i64::from(tm.yday) - 1 + 7 - (i64::from(tm.wday) + 6) % 7) / 7, 2, b'0', flags, width),
         b's' => pad_num(out, tm.epoch, 1, b'0', flags, width),
-        b'Q' => pad_num(
-            out,
-            tm.epoch * 1000 + i64::from(tm.nsec / 1_000_000),
-            1,
-            b'0',
-            flags,
-            width,
-        ),
+        b'Q' => pad_num(out, tm.epoch * 1000 + i64::from(tm.nsec / 1_000_000), 1, b'0', flags, width),
         b'n' => out.push(b'\n'),
         b't' => out.push(b'\t'),
         b'%' => out.push(b'%'),
@@ -577,10 +471,7 @@ pub struct TimeFormatter {
 impl TimeFormatter {
     /// A formatter for `fmt` in `zone`.
     pub fn new(fmt: &str, zone: Zone) -> Self {
-        TimeFormatter {
-            fmt: Strftime::new(fmt),
-            zone,
-        }
+        TimeFormatter { fmt: Strftime::new(fmt), zone }
     }
 
     /// Append the formatted time.
@@ -611,41 +502,20 @@ mod tests {
     }
 
     // 2026-11-22 10:00:00.123456789 UTC
-    const T: EventTime = EventTime {
-        sec: 1_795_341_600,
-        nsec: 123_456_789,
-    };
+    const T: EventTime = EventTime { sec: 1_795_341_600, nsec: 123_456_789 };
 
     #[test]
     fn common_formats() {
-        assert_eq!(
-            fmt("%Y-%m-%d %H:%M:%S.%N %z", T, Zone::Utc),
-            "2026-11-22 10:00:00.123456789 +0000"
-        );
-        assert_eq!(
-            fmt("%Y-%m-%dT%H:%M:%S.%L%:z", T, Zone::Fixed(9 * 3600)),
-            "2026-11-22T19:00:00.123+09:00"
-        );
-        assert_eq!(
-            fmt("%3N|%6N|%12N|%s|%Q", T, Zone::Utc),
-            "123|123456|123456789000|1795341600|1795341600123"
-        );
-        assert_eq!(
-            fmt("%d/%b/%Y:%H:%M:%S %z", T, Zone::Fixed(-8 * 3600 - 1800)),
-            "22/Nov/2026:01:30:00 -0830"
-        );
+        assert_eq!(fmt("%Y-%m-%d %H:%M:%S.%N %z", T, Zone::Utc), "2026-11-22 10:00:00.123456789 +0000");
+        assert_eq!(fmt("%Y-%m-%dT%H:%M:%S.%L%:z", T, Zone::Fixed(9 * 3600)), "2026-11-22T19:00:00.123+09:00");
+        assert_eq!(fmt("%3N|%6N|%12N|%s|%Q", T, Zone::Utc), "123|123456|123456789000|1795341600|1795341600123");
+        assert_eq!(fmt("%d/%b/%Y:%H:%M:%S %z", T, Zone::Fixed(-8 * 3600 - 1800)), "22/Nov/2026:01:30:00 -0830");
         assert_eq!(
             fmt("%a %A %^b %e %-d %_m %j %u %w %p %I %l %Z", T, Zone::Utc),
             "Sun Sunday NOV 22 22 11 326 7 0 AM 10 10 UTC"
         );
-        assert_eq!(
-            fmt("%F %T %D %R %r %%", T, Zone::Utc),
-            "2026-11-22 10:00:00 11/22/26 10:00 10:00:00 AM %"
-        );
-        assert_eq!(
-            fmt("%::z %10z %_10z", T, Zone::Fixed(3600)),
-            "+01:00:00 +000000100      +0100"
-        );
+        assert_eq!(fmt("%F %T %D %R %r %%", T, Zone::Utc), "2026-11-22 10:00:00 11/22/26 10:00 10:00:00 AM %");
+        assert_eq!(fmt("%::z %10z %_10z", T, Zone::Fixed(3600)), "+01:00:00 +000000100      +0100");
         assert_eq!(fmt("%q %Ey", T, Zone::Utc), "%q %Ey");
         assert_eq!(fmt("%G-W%V %U %W", T, Zone::Utc), "2026-W47 47 46");
     }
@@ -668,9 +538,6 @@ mod tests {
             assert_eq!(days_from_civil(y, m, d), days);
         }
         let tm = Tm::new(EventTime::new(951_782_400, 0), 0); // 2000-02-29
-        assert_eq!(
-            (tm.year, tm.month, tm.day, tm.yday, tm.wday),
-            (2000, 2, 29, 60, 2)
-        );
+        assert_eq!((tm.year, tm.month, tm.day, tm.yday, tm.wday), (2000, 2, 29, 60, 2));
     }
 }

@@ -23,21 +23,13 @@ pub struct EventTime {
 impl EventTime {
     /// Build from seconds and nanoseconds (nanoseconds beyond a second carry over).
     pub fn new(sec: i64, nsec: u32) -> Self {
-        EventTime {
-            sec: sec + i64::from(nsec / 1_000_000_000),
-            nsec: nsec % 1_000_000_000,
-        }
+        EventTime { sec: sec + i64::from(nsec / 1_000_000_000), nsec: nsec % 1_000_000_000 }
     }
 
     /// The current wall-clock time.
     pub fn now() -> Self {
-        let d = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        EventTime {
-            sec: d.as_secs() as i64,
-            nsec: d.subsec_nanos(),
-        }
+        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        EventTime { sec: d.as_secs() as i64, nsec: d.subsec_nanos() }
     }
 
     /// From a float number of seconds (as Fluentd's `Fluent::EventTime.from_time(Time.at(f))`).
@@ -82,10 +74,7 @@ impl EventTime {
     pub fn read(buf: &[u8], at: usize) -> Result<(EventTime, usize), Error> {
         let (s, end) = read_scalar_or_type(buf, at)?;
         let t = match s {
-            Scalar::UInt(u) => EventTime {
-                sec: u.min(i64::MAX as u64) as i64,
-                nsec: 0,
-            },
+            Scalar::UInt(u) => EventTime { sec: u.min(i64::MAX as u64) as i64, nsec: 0 },
             Scalar::Int(i) => EventTime { sec: i, nsec: 0 },
             Scalar::F64(f) => EventTime::from_f64(f),
             Scalar::F32(f) => EventTime::from_f64(f64::from(f)),
@@ -95,10 +84,7 @@ impl EventTime {
                 EventTime::new(i64::from(sec), nsec)
             }
             _ => {
-                return Err(Error::Type {
-                    expected: "event time",
-                    found: msgpack::kind(buf[at]).name(),
-                });
+                return Err(Error::Type { expected: "event time", found: msgpack::kind(buf[at]).name() });
             }
         };
         Ok((t, end))
@@ -107,10 +93,7 @@ impl EventTime {
 
 fn read_scalar_or_type(buf: &[u8], at: usize) -> Result<(Scalar<'_>, usize), Error> {
     msgpack::read_scalar(buf, at).map_err(|e| match e {
-        Error::Type { found, .. } => Error::Type {
-            expected: "event time",
-            found,
-        },
+        Error::Type { found, .. } => Error::Type { expected: "event time", found },
         other => other,
     })
 }
@@ -131,15 +114,10 @@ mod tests {
         let mut out = Vec::new();
         t.write_ext(&mut out);
         // d7 00 | 65 53 f1 00 | 07 5b cd 15
-        assert_eq!(
-            out,
-            [0xd7, 0x00, 0x65, 0x53, 0xf1, 0x00, 0x07, 0x5b, 0xcd, 0x15]
-        );
+        assert_eq!(out, [0xd7, 0x00, 0x65, 0x53, 0xf1, 0x00, 0x07, 0x5b, 0xcd, 0x15]);
         assert_eq!(EventTime::read(&out, 0), Ok((t, 10)));
         // ext8 form with explicit length
-        let ext8 = [
-            0xc7, 0x08, 0x00, 0x65, 0x53, 0xf1, 0x00, 0x07, 0x5b, 0xcd, 0x15,
-        ];
+        let ext8 = [0xc7, 0x08, 0x00, 0x65, 0x53, 0xf1, 0x00, 0x07, 0x5b, 0xcd, 0x15];
         assert_eq!(EventTime::read(&ext8, 0), Ok((t, 11)));
     }
 
@@ -147,10 +125,7 @@ mod tests {
     fn integer_and_float_times() {
         let mut out = Vec::new();
         EventTime::from(1_700_000_000).write_int(&mut out);
-        assert_eq!(
-            EventTime::read(&out, 0).unwrap().0,
-            EventTime::new(1_700_000_000, 0)
-        );
+        assert_eq!(EventTime::read(&out, 0).unwrap().0, EventTime::new(1_700_000_000, 0));
         assert_eq!(EventTime::from_f64(1.5), EventTime::new(1, 500_000_000));
         assert!(EventTime::read(&[0xa1, b'x'], 0).is_err());
         // wrong ext type

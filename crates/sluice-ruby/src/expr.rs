@@ -111,15 +111,9 @@ impl RValue {
             RValue::Float(f) => Value::F64(*f),
             RValue::Str(s) | RValue::Sym(s) => Value::from(s.as_str()),
             RValue::Array(a) => Value::Array(a.iter().map(RValue::to_value).collect()),
-            RValue::Hash(h) => Value::Map(
-                h.iter()
-                    .map(|(k, v)| (k.to_value(), v.to_value()))
-                    .collect(),
-            ),
+            RValue::Hash(h) => Value::Map(h.iter().map(|(k, v)| (k.to_value(), v.to_value())).collect()),
             // A Time in a record serialises as its to_s (Fluentd's Time#to_json).
-            RValue::Time(..) | RValue::Regex(_) | RValue::Env | RValue::Socket => {
-                Value::from(self.to_s())
-            }
+            RValue::Time(..) | RValue::Regex(_) | RValue::Env | RValue::Socket => Value::from(self.to_s()),
         }
     }
 
@@ -128,20 +122,17 @@ impl RValue {
         match v {
             Value::Nil => RValue::Nil,
             Value::Boolean(b) => RValue::Bool(*b),
-            Value::Integer(i) => i
-                .as_i64()
-                .map(RValue::Int)
-                .unwrap_or_else(|| RValue::Float(i.as_f64().unwrap_or(0.0))),
+            Value::Integer(i) => {
+                i.as_i64().map(RValue::Int).unwrap_or_else(|| RValue::Float(i.as_f64().unwrap_or(0.0)))
+            }
             Value::F32(f) => RValue::Float(f64::from(*f)),
             Value::F64(f) => RValue::Float(*f),
             Value::String(s) => RValue::Str(String::from_utf8_lossy(s.as_bytes()).into_owned()),
             Value::Binary(b) => RValue::Str(String::from_utf8_lossy(b).into_owned()),
             Value::Array(a) => RValue::Array(a.iter().map(RValue::from_value).collect()),
-            Value::Map(m) => RValue::Hash(
-                m.iter()
-                    .map(|(k, v)| (RValue::from_value(k), RValue::from_value(v)))
-                    .collect(),
-            ),
+            Value::Map(m) => {
+                RValue::Hash(m.iter().map(|(k, v)| (RValue::from_value(k), RValue::from_value(v))).collect())
+            }
             Value::Ext(..) => RValue::Nil,
         }
     }
@@ -231,8 +222,8 @@ enum Tok {
 }
 
 const OPS: [&str; 29] = [
-    "::", "||", "&&", "==", "!=", "<=", ">=", "=~", "!~", "**", ".", ",", "(", ")", "[", "]", "{",
-    "}", "+", "-", "*", "/", "%", "<", ">", "!", "?", "|", "&",
+    "::", "||", "&&", "==", "!=", "<=", ">=", "=~", "!~", "**", ".", ",", "(", ")", "[", "]", "{", "}", "+", "-", "*",
+    "/", "%", "<", ">", "!", "?", "|", "&",
 ];
 
 fn lex(src: &str) -> Result<Vec<Tok>, ExprError> {
@@ -267,15 +258,9 @@ fn lex(src: &str) -> Result<Vec<Tok>, ExprError> {
             }
             let text: String = src[start..i].chars().filter(|c| *c != '_').collect();
             toks.push(if is_float {
-                Tok::Float(
-                    text.parse()
-                        .map_err(|_| ExprError(format!("bad number {text}")))?,
-                )
+                Tok::Float(text.parse().map_err(|_| ExprError(format!("bad number {text}")))?)
             } else {
-                Tok::Int(
-                    text.parse()
-                        .map_err(|_| ExprError(format!("bad number {text}")))?,
-                )
+                Tok::Int(text.parse().map_err(|_| ExprError(format!("bad number {text}")))?)
             });
             continue;
         }
@@ -294,9 +279,7 @@ fn lex(src: &str) -> Result<Vec<Tok>, ExprError> {
             }
             let word = &src[start..i];
             if c == b'@' || c == b'$' {
-                return err(format!(
-                    "instance and global variables are not supported: {word}"
-                ));
+                return err(format!("instance and global variables are not supported: {word}"));
             }
             toks.push(if word.as_bytes()[0].is_ascii_uppercase() {
                 Tok::Const(word.into())
@@ -341,9 +324,7 @@ fn lex(src: &str) -> Result<Vec<Tok>, ExprError> {
                         break;
                     }
                     Some(b'\\') => {
-                        let n = *b
-                            .get(i + 1)
-                            .ok_or_else(|| ExprError("unterminated string literal".into()))?;
+                        let n = *b.get(i + 1).ok_or_else(|| ExprError("unterminated string literal".into()))?;
                         cur.push(match n {
                             b'n' => '\n',
                             b't' => '\t',
@@ -376,10 +357,7 @@ fn lex(src: &str) -> Result<Vec<Tok>, ExprError> {
             toks.push(Tok::DStr(parts));
             continue;
         }
-        if c == b':'
-            && b.get(i + 1)
-                .is_some_and(|n| n.is_ascii_alphabetic() || *n == b'_')
-        {
+        if c == b':' && b.get(i + 1).is_some_and(|n| n.is_ascii_alphabetic() || *n == b'_') {
             let start = i + 1;
             i += 1;
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
@@ -438,10 +416,7 @@ fn lex(src: &str) -> Result<Vec<Tok>, ExprError> {
         if c == b'=' {
             return err("assignment is not supported");
         }
-        return err(format!(
-            "unexpected character {:?}",
-            src[i..].chars().next().unwrap_or(' ')
-        ));
+        return err(format!("unexpected character {:?}", src[i..].chars().next().unwrap_or(' ')));
     }
     Ok(toks)
 }
@@ -505,11 +480,7 @@ impl P {
         }
     }
     fn expect_op(&mut self, op: &str) -> Result<(), ExprError> {
-        if self.eat_op(op) {
-            Ok(())
-        } else {
-            err(format!("expected '{op}'{}", self.found()))
-        }
+        if self.eat_op(op) { Ok(()) } else { err(format!("expected '{op}'{}", self.found())) }
     }
     fn found(&self) -> String {
         match self.peek() {
@@ -536,10 +507,7 @@ impl P {
     fn not_expr(&mut self) -> Result<Expr, ExprError> {
         if self.is_word("not") {
             self.pos += 1;
-            return Ok(Expr::Unary {
-                op: "!",
-                expr: Box::new(self.not_expr()?),
-            });
+            return Ok(Expr::Unary { op: "!", expr: Box::new(self.not_expr()?) });
         }
         self.ternary()
     }
@@ -579,11 +547,7 @@ impl P {
                 _ => return Ok(l),
             };
             self.pos += 1;
-            l = Expr::Binary {
-                op,
-                lhs: Box::new(l),
-                rhs: Box::new(self.cmp()?),
-            };
+            l = Expr::Binary { op, lhs: Box::new(l), rhs: Box::new(self.cmp()?) };
         }
     }
 
@@ -595,11 +559,7 @@ impl P {
                 _ => return Ok(l),
             };
             self.pos += 1;
-            l = Expr::Binary {
-                op,
-                lhs: Box::new(l),
-                rhs: Box::new(self.add()?),
-            };
+            l = Expr::Binary { op, lhs: Box::new(l), rhs: Box::new(self.add()?) };
         }
     }
 
@@ -611,11 +571,7 @@ impl P {
                 _ => return Ok(l),
             };
             self.pos += 1;
-            l = Expr::Binary {
-                op,
-                lhs: Box::new(l),
-                rhs: Box::new(self.mul()?),
-            };
+            l = Expr::Binary { op, lhs: Box::new(l), rhs: Box::new(self.mul()?) };
         }
     }
 
@@ -627,26 +583,16 @@ impl P {
                 _ => return Ok(l),
             };
             self.pos += 1;
-            l = Expr::Binary {
-                op,
-                lhs: Box::new(l),
-                rhs: Box::new(self.unary()?),
-            };
+            l = Expr::Binary { op, lhs: Box::new(l), rhs: Box::new(self.unary()?) };
         }
     }
 
     fn unary(&mut self) -> Result<Expr, ExprError> {
         if self.eat_op("!") {
-            return Ok(Expr::Unary {
-                op: "!",
-                expr: Box::new(self.unary()?),
-            });
+            return Ok(Expr::Unary { op: "!", expr: Box::new(self.unary()?) });
         }
         if self.eat_op("-") {
-            return Ok(Expr::Unary {
-                op: "-",
-                expr: Box::new(self.unary()?),
-            });
+            return Ok(Expr::Unary { op: "-", expr: Box::new(self.unary()?) });
         }
         self.postfix()
     }
@@ -674,25 +620,14 @@ impl P {
                     _ => return err(format!("expected a method name after '.'{}", self.found())),
                 };
                 self.pos += 1;
-                let args = if self.eat_op("(") {
-                    self.args(")")?
-                } else {
-                    Vec::new()
-                };
+                let args = if self.eat_op("(") { self.args(")")? } else { Vec::new() };
                 if self.is_op("{") {
                     return err(format!("blocks are not supported (in call to {method})"));
                 }
-                e = Expr::Call {
-                    recv: Box::new(e),
-                    method,
-                    args,
-                };
+                e = Expr::Call { recv: Box::new(e), method, args };
             } else if self.eat_op("[") {
                 let args = self.args("]")?;
-                e = Expr::Index {
-                    recv: Box::new(e),
-                    args,
-                };
+                e = Expr::Index { recv: Box::new(e), args };
             } else {
                 return Ok(e);
             }
@@ -715,9 +650,7 @@ impl P {
                     multiline: f.contains('m'),
                     extended: f.contains('x'),
                 };
-                Expr::Lit(RValue::Regex(RegexRef(
-                    RubyRegex::new(&p, flags).map_err(ExprError)?,
-                )))
+                Expr::Lit(RValue::Regex(RegexRef(RubyRegex::new(&p, flags).map_err(ExprError)?)))
             }
             Tok::DStr(parts) => {
                 let mut out = Vec::new();
@@ -783,10 +716,7 @@ impl Expr {
         let mut p = P { toks, pos: 0 };
         let e = p.expr()?;
         if p.pos < p.toks.len() {
-            return err(format!(
-                "unexpected {} after the expression",
-                tok_text(&p.toks[p.pos])
-            ));
+            return err(format!("unexpected {} after the expression", tok_text(&p.toks[p.pos])));
         }
         Ok(e)
     }
@@ -828,15 +758,10 @@ impl Expr {
                 }
                 Ok(RValue::Str(s))
             }
-            Expr::Array(items) => Ok(RValue::Array(
-                items
-                    .iter()
-                    .map(|e| e.eval(scope))
-                    .collect::<Result<_, _>>()?,
-            )),
-            Expr::Var(name) => scope
-                .var(name)
-                .ok_or_else(|| ExprError(format!("undefined local variable or method '{name}'"))),
+            Expr::Array(items) => Ok(RValue::Array(items.iter().map(|e| e.eval(scope)).collect::<Result<_, _>>()?)),
+            Expr::Var(name) => {
+                scope.var(name).ok_or_else(|| ExprError(format!("undefined local variable or method '{name}'")))
+            }
             Expr::Const(c) => match c.as_str() {
                 "ENV" => Ok(RValue::Env),
                 "Socket" => Ok(RValue::Socket),
@@ -844,18 +769,12 @@ impl Expr {
             },
             Expr::Call { recv, method, args } => {
                 let r = recv.eval(scope)?;
-                let a = args
-                    .iter()
-                    .map(|e| e.eval(scope))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let a = args.iter().map(|e| e.eval(scope)).collect::<Result<Vec<_>, _>>()?;
                 call_method(scope, r, method, &a)
             }
             Expr::Index { recv, args } => {
                 let r = recv.eval(scope)?;
-                let a = args
-                    .iter()
-                    .map(|e| e.eval(scope))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let a = args.iter().map(|e| e.eval(scope)).collect::<Result<Vec<_>, _>>()?;
                 call_method(scope, r, "[]", &a)
             }
             Expr::Unary { op, expr } => {
@@ -865,10 +784,7 @@ impl Expr {
                     _ => match v {
                         RValue::Int(i) => Ok(RValue::Int(-i)),
                         RValue::Float(f) => Ok(RValue::Float(-f)),
-                        other => err(format!(
-                            "undefined method '-@' for {}",
-                            other.inspect_short()
-                        )),
+                        other => err(format!("undefined method '-@' for {}", other.inspect_short())),
                     },
                 }
             }
@@ -918,15 +834,9 @@ fn binary(op: &str, l: RValue, r: RValue) -> Result<RValue, ExprError> {
             }
         }
         ("!~", Str(s), Regex(re)) => Bool(!re.0.is_match(&s)),
-        ("+", Int(a), Int(b)) => Int(a
-            .checked_add(b)
-            .ok_or_else(|| ExprError("integer overflow".into()))?),
-        ("-", Int(a), Int(b)) => Int(a
-            .checked_sub(b)
-            .ok_or_else(|| ExprError("integer overflow".into()))?),
-        ("*", Int(a), Int(b)) => Int(a
-            .checked_mul(b)
-            .ok_or_else(|| ExprError("integer overflow".into()))?),
+        ("+", Int(a), Int(b)) => Int(a.checked_add(b).ok_or_else(|| ExprError("integer overflow".into()))?),
+        ("-", Int(a), Int(b)) => Int(a.checked_sub(b).ok_or_else(|| ExprError("integer overflow".into()))?),
+        ("*", Int(a), Int(b)) => Int(a.checked_mul(b).ok_or_else(|| ExprError("integer overflow".into()))?),
         ("/", Int(_), Int(0)) | ("%", Int(_), Int(0)) => return err("divided by 0"),
         ("/", Int(a), Int(b)) => Int(a.div_euclid(b) - i64::from(a.rem_euclid(b) != 0 && b < 0)),
         ("%", Int(a), Int(b)) => Int(((a % b) + b) % b),
@@ -942,10 +852,7 @@ fn binary(op: &str, l: RValue, r: RValue) -> Result<RValue, ExprError> {
         }
         ("+", Str(a), Str(b)) => Str(a + &b),
         ("+", Str(_), other) => {
-            return err(format!(
-                "no implicit conversion of {} into String",
-                other.class()
-            ));
+            return err(format!("no implicit conversion of {} into String", other.class()));
         }
         ("*", Str(a), Int(n)) if n >= 0 => Str(a.repeat(n as usize)),
         ("+", Array(mut a), Array(b)) => {
@@ -959,11 +866,7 @@ fn binary(op: &str, l: RValue, r: RValue) -> Result<RValue, ExprError> {
                 _ => None,
             };
             let Some(o) = ord else {
-                return err(format!(
-                    "comparison of {} with {} failed",
-                    a.class(),
-                    b.inspect()
-                ));
+                return err(format!("comparison of {} with {} failed", a.class(), b.inspect()));
             };
             Bool(match op {
                 "<" => o.is_lt(),
@@ -994,15 +897,8 @@ fn values_eq(a: &RValue, b: &RValue) -> bool {
 fn arg_str<'a>(args: &'a [RValue], i: usize, method: &str) -> Result<&'a str, ExprError> {
     match args.get(i) {
         Some(RValue::Str(s)) | Some(RValue::Sym(s)) => Ok(s),
-        Some(other) => err(format!(
-            "no implicit conversion of {} into String (in {method})",
-            other.class()
-        )),
-        None => err(format!(
-            "wrong number of arguments (given {}, expected {}) in {method}",
-            args.len(),
-            i + 1
-        )),
+        Some(other) => err(format!("no implicit conversion of {} into String (in {method})", other.class())),
+        None => err(format!("wrong number of arguments (given {}, expected {}) in {method}", args.len(), i + 1)),
     }
 }
 
@@ -1024,11 +920,7 @@ fn str_to_i(s: &str) -> i64 {
         Some(b'+') => (false, &t[1..]),
         _ => (false, t),
     };
-    let digits: String = body
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '_')
-        .filter(|c| *c != '_')
-        .collect();
+    let digits: String = body.chars().take_while(|c| c.is_ascii_digit() || *c == '_').filter(|c| *c != '_').collect();
     let v: i64 = digits.parse().unwrap_or(0);
     if neg { -v } else { v }
 }
@@ -1082,12 +974,7 @@ pub fn str_to_f(s: &str) -> f64 {
 ///
 /// # Errors
 /// Ruby's `undefined method` message for anything else.
-pub fn call_method(
-    scope: &dyn Scope,
-    recv: RValue,
-    method: &str,
-    args: &[RValue],
-) -> Result<RValue, ExprError> {
+pub fn call_method(scope: &dyn Scope, recv: RValue, method: &str, args: &[RValue]) -> Result<RValue, ExprError> {
     use RValue::*;
     // Methods every object has.
     match method {
@@ -1103,12 +990,7 @@ pub fn call_method(
         "==" => return Ok(Bool(args.first().is_some_and(|a| values_eq(&recv, a)))),
         _ => {}
     }
-    let undefined = |r: &RValue| {
-        err(format!(
-            "undefined method '{method}' for {}",
-            r.inspect_short()
-        ))
-    };
+    let undefined = |r: &RValue| err(format!("undefined method '{method}' for {}", r.inspect_short()));
     match recv {
         Env => match method {
             "[]" => Ok(scope.env(arg_str(args, 0, "ENV[]")?).map_or(Nil, Str)),
@@ -1122,9 +1004,7 @@ pub fn call_method(
                     },
                 }
             }
-            "key?" | "has_key?" | "include?" => {
-                Ok(Bool(scope.env(arg_str(args, 0, method)?).is_some()))
-            }
+            "key?" | "has_key?" | "include?" => Ok(Bool(scope.env(arg_str(args, 0, method)?).is_some())),
             _ => undefined(&Env),
         },
         Socket => match method {
@@ -1149,11 +1029,9 @@ pub fn call_method(
             "to_f" => Ok(Float(i as f64)),
             "abs" => Ok(Int(i.abs())),
             "zero?" => Ok(Bool(i == 0)),
-            "+" | "-" | "*" | "/" | "%" | "<" | ">" | "<=" | ">=" => binary(
-                static_op(method),
-                Int(i),
-                args.first().cloned().unwrap_or(Nil),
-            ),
+            "+" | "-" | "*" | "/" | "%" | "<" | ">" | "<=" | ">=" => {
+                binary(static_op(method), Int(i), args.first().cloned().unwrap_or(Nil))
+            }
             _ => undefined(&Int(i)),
         },
         Float(f) => match method {
@@ -1193,22 +1071,11 @@ pub fn call_method(
             "first" => Ok(a.first().cloned().unwrap_or(Nil)),
             "last" => Ok(a.last().cloned().unwrap_or(Nil)),
             "join" => {
-                let sep = if args.is_empty() {
-                    ""
-                } else {
-                    arg_str(args, 0, "join")?
-                };
-                Ok(Str(a
-                    .iter()
-                    .map(RValue::to_s)
-                    .collect::<Vec<_>>()
-                    .join(sep)))
+                let sep = if args.is_empty() { "" } else { arg_str(args, 0, "join")? };
+                Ok(Str(a.iter().map(RValue::to_s).collect::<Vec<_>>().join(sep)))
             }
             "length" | "size" | "count" => Ok(Int(a.len() as i64)),
-            "include?" => Ok(Bool(
-                args.first()
-                    .is_some_and(|x| a.iter().any(|e| values_eq(e, x))),
-            )),
+            "include?" => Ok(Bool(args.first().is_some_and(|x| a.iter().any(|e| values_eq(e, x))))),
             "empty?" => Ok(Bool(a.is_empty())),
             "any?" => Ok(Bool(a.iter().any(RValue::truthy))),
             "reverse" => Ok(Array(a.into_iter().rev().collect())),
@@ -1226,9 +1093,7 @@ pub fn call_method(
                 let mut v = a;
                 v.sort_by(|x, y| match (x, y) {
                     (Str(p), Str(q)) => p.cmp(q),
-                    _ => num(x)
-                        .partial_cmp(&num(y))
-                        .unwrap_or(std::cmp::Ordering::Equal),
+                    _ => num(x).partial_cmp(&num(y)).unwrap_or(std::cmp::Ordering::Equal),
                 });
                 Ok(Array(v))
             }
@@ -1249,11 +1114,7 @@ pub fn call_method(
             _ => undefined(&Array(a)),
         },
         Hash(h) => match method {
-            "[]" => Ok(args
-                .first()
-                .and_then(|k| hash_get(&h, k))
-                .cloned()
-                .unwrap_or(Nil)),
+            "[]" => Ok(args.first().and_then(|k| hash_get(&h, k)).cloned().unwrap_or(Nil)),
             "dig" => dig(Hash(h), args),
             "fetch" => {
                 let Some(k) = args.first() else {
@@ -1267,16 +1128,14 @@ pub fn call_method(
                     },
                 }
             }
-            "key?" | "has_key?" | "include?" | "member?" => Ok(Bool(
-                args.first().is_some_and(|k| hash_get(&h, k).is_some()),
-            )),
+            "key?" | "has_key?" | "include?" | "member?" => {
+                Ok(Bool(args.first().is_some_and(|k| hash_get(&h, k).is_some())))
+            }
             "keys" => Ok(Array(h.into_iter().map(|(k, _)| k).collect())),
             "values" => Ok(Array(h.into_iter().map(|(_, v)| v).collect())),
             "length" | "size" | "count" => Ok(Int(h.len() as i64)),
             "empty?" => Ok(Bool(h.is_empty())),
-            "to_a" => Ok(Array(
-                h.into_iter().map(|(k, v)| Array(vec![k, v])).collect(),
-            )),
+            "to_a" => Ok(Array(h.into_iter().map(|(k, v)| Array(vec![k, v])).collect())),
             _ => undefined(&Hash(h)),
         },
         Time(t, z) => time_method(t, z, method, args),
@@ -1317,12 +1176,7 @@ fn dig(mut cur: RValue, keys: &[RValue]) -> Result<RValue, ExprError> {
     Ok(cur)
 }
 
-fn string_method(
-    scope: &dyn Scope,
-    s: String,
-    method: &str,
-    args: &[RValue],
-) -> Result<RValue, ExprError> {
+fn string_method(scope: &dyn Scope, s: String, method: &str, args: &[RValue]) -> Result<RValue, ExprError> {
     use RValue::*;
     let _ = scope;
     Ok(match method {
@@ -1359,17 +1213,9 @@ fn string_method(
         }
         "swapcase" => Str(s
             .chars()
-            .map(|c| {
-                if c.is_uppercase() {
-                    c.to_lowercase().collect::<String>()
-                } else {
-                    c.to_uppercase().collect()
-                }
-            })
+            .map(|c| if c.is_uppercase() { c.to_lowercase().collect::<String>() } else { c.to_uppercase().collect() })
             .collect()),
-        "strip" => Str(s
-            .trim_matches(|c: char| c.is_whitespace() || c == '\0')
-            .to_string()),
+        "strip" => Str(s.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string()),
         "lstrip" => Str(s.trim_start().to_string()),
         "rstrip" => Str(s.trim_end().to_string()),
         "chomp" => Str(s
@@ -1387,14 +1233,8 @@ fn string_method(
         "empty?" => Bool(s.is_empty()),
         "reverse" => Str(s.chars().rev().collect()),
         "include?" => Bool(s.contains(arg_str(args, 0, method)?)),
-        "start_with?" => Bool(
-            args.iter()
-                .any(|a| matches!(a, RValue::Str(p) if s.starts_with(p.as_str()))),
-        ),
-        "end_with?" => Bool(
-            args.iter()
-                .any(|a| matches!(a, RValue::Str(p) if s.ends_with(p.as_str()))),
-        ),
+        "start_with?" => Bool(args.iter().any(|a| matches!(a, RValue::Str(p) if s.starts_with(p.as_str())))),
+        "end_with?" => Bool(args.iter().any(|a| matches!(a, RValue::Str(p) if s.ends_with(p.as_str())))),
         "match?" => match args.first() {
             Some(RValue::Regex(r)) => Bool(r.0.is_match(&s)),
             Some(RValue::Str(p)) => Bool(s.contains(p.as_str())),
@@ -1407,25 +1247,18 @@ fn string_method(
             };
             let mut parts: Vec<String> = match args.first() {
                 None | Some(RValue::Nil) => s.split_whitespace().map(String::from).collect(),
-                Some(RValue::Str(sep)) if sep == " " => {
-                    s.split_whitespace().map(String::from).collect()
-                }
+                Some(RValue::Str(sep)) if sep == " " => s.split_whitespace().map(String::from).collect(),
                 Some(RValue::Str(sep)) if sep.is_empty() => s.chars().map(String::from).collect(),
                 Some(RValue::Str(sep)) => {
                     if limit > 0 {
-                        s.splitn(limit as usize, sep.as_str())
-                            .map(String::from)
-                            .collect()
+                        s.splitn(limit as usize, sep.as_str()).map(String::from).collect()
                     } else {
                         s.split(sep.as_str()).map(String::from).collect()
                     }
                 }
                 Some(RValue::Regex(r)) => split_regex(&r.0, &s),
                 Some(other) => {
-                    return err(format!(
-                        "wrong argument type {} (expected Regexp)",
-                        other.class()
-                    ));
+                    return err(format!("wrong argument type {} (expected Regexp)", other.class()));
                 }
             };
             if limit == 0 {
@@ -1438,11 +1271,9 @@ fn string_method(
         "sub" | "gsub" => {
             let rep = arg_str(args, 1, method)?;
             match args.first() {
-                Some(RValue::Str(pat)) => Str(if method == "sub" {
-                    s.replacen(pat.as_str(), rep, 1)
-                } else {
-                    s.replace(pat.as_str(), rep)
-                }),
+                Some(RValue::Str(pat)) => {
+                    Str(if method == "sub" { s.replacen(pat.as_str(), rep, 1) } else { s.replace(pat.as_str(), rep) })
+                }
                 Some(RValue::Regex(r)) => {
                     if method == "gsub" {
                         Str(r.0.replace_all(&s, rep).into_owned())
@@ -1480,9 +1311,7 @@ fn string_method(
         "+" => binary("+", Str(s), args.first().cloned().unwrap_or(Nil))?,
         "*" => binary("*", Str(s), args.first().cloned().unwrap_or(Nil))?,
         _ => {
-            return err(format!(
-                "undefined method '{method}' for an instance of String"
-            ));
+            return err(format!("undefined method '{method}' for an instance of String"));
         }
     })
 }
@@ -1506,10 +1335,7 @@ fn split_regex(r: &RubyRegex, s: &str) -> Vec<String> {
         };
         if b == a {
             // Empty match: split after the next character.
-            let next = s[a..]
-                .chars()
-                .next()
-                .map_or(s.len() + 1, |c| a + c.len_utf8());
+            let next = s[a..].chars().next().map_or(s.len() + 1, |c| a + c.len_utf8());
             if a > last || (a == last && a > 0 && a < s.len()) {
                 out.push(s[last..a].to_string());
                 last = a;
@@ -1542,12 +1368,7 @@ fn expand_tr(spec: &str) -> Vec<char> {
     out
 }
 
-fn time_method(
-    t: EventTime,
-    z: ZoneRef,
-    method: &str,
-    args: &[RValue],
-) -> Result<RValue, ExprError> {
+fn time_method(t: EventTime, z: ZoneRef, method: &str, args: &[RValue]) -> Result<RValue, ExprError> {
     use RValue::*;
     let tm = z.0.tm(t);
     Ok(match method {
@@ -1571,22 +1392,12 @@ fn time_method(
                 Some(RValue::Int(n)) => *n as usize,
                 _ => 0,
             };
-            let frac = if digits > 0 {
-                format!(".%{digits}N")
-            } else {
-                String::new()
-            };
-            let zone = if matches!(z.0, Zone::Utc) {
-                "Z".to_string()
-            } else {
-                "%:z".into()
-            };
+            let frac = if digits > 0 { format!(".%{digits}N") } else { String::new() };
+            let zone = if matches!(z.0, Zone::Utc) { "Z".to_string() } else { "%:z".into() };
             Str(Strftime::new(&format!("%Y-%m-%dT%H:%M:%S{frac}{zone}")).format_string(&tm, &z.0))
         }
         _ => {
-            return err(format!(
-                "undefined method '{method}' for an instance of Time"
-            ));
+            return err(format!("undefined method '{method}' for an instance of Time"));
         }
     })
 }
@@ -1608,20 +1419,14 @@ mod tests {
 
     fn scope() -> S {
         let record = RValue::Hash(vec![
-            (
-                RValue::Str("a".into()),
-                RValue::Hash(vec![(RValue::Str("b".into()), RValue::Str("deep".into()))]),
-            ),
+            (RValue::Str("a".into()), RValue::Hash(vec![(RValue::Str("b".into()), RValue::Str("deep".into()))])),
             (RValue::Str("message".into()), RValue::Str("Hello".into())),
             (RValue::Str("n".into()), RValue::Int(3)),
         ]);
         let mut m = HashMap::new();
         m.insert("record", record);
         m.insert("tag", RValue::Str("app.web.access".into()));
-        m.insert(
-            "time",
-            RValue::Time(EventTime::new(1_795_341_600, 5), ZoneRef(Zone::Utc)),
-        );
+        m.insert("time", RValue::Time(EventTime::new(1_795_341_600, 5), ZoneRef(Zone::Utc)));
         m.insert("hostname", RValue::Str("myhost".into()));
         S(m)
     }
@@ -1646,75 +1451,34 @@ mod tests {
         assert_eq!(ev(r#""'" + record["message"] + "'""#), Ok(s("'Hello'")));
         assert_eq!(ev(r#"record["message"].upcase"#), Ok(s("HELLO")));
         assert_eq!(ev(r#"record["message"].downcase.to_s"#), Ok(s("hello")));
-        assert_eq!(
-            ev("tag.split('.')"),
-            Ok(RValue::Array(vec![s("app"), s("web"), s("access")]))
-        );
+        assert_eq!(ev("tag.split('.')"), Ok(RValue::Array(vec![s("app"), s("web"), s("access")])));
         assert_eq!(ev("tag.split('.')[-1]"), Ok(s("access")));
         assert_eq!(ev("tag.split('.').last"), Ok(s("access")));
-        assert_eq!(
-            ev("time.strftime('%Y-%m-%dT%H:%M:%S.%3N')"),
-            Ok(s("2026-11-22T10:00:00.000"))
-        );
+        assert_eq!(ev("time.strftime('%Y-%m-%dT%H:%M:%S.%3N')"), Ok(s("2026-11-22T10:00:00.000")));
         assert_eq!(ev("time.to_i"), Ok(RValue::Int(1_795_341_600)));
-        assert_eq!(
-            ev(r##""#{tag}-#{record['n'] + 1}""##),
-            Ok(s("app.web.access-4"))
-        );
+        assert_eq!(ev(r##""#{tag}-#{record['n'] + 1}""##), Ok(s("app.web.access-4")));
         assert_eq!(ev(r#"record["n"] > 2 ? "big" : "small""#), Ok(s("big")));
         assert_eq!(ev(r#"record["missing"].nil?"#), Ok(RValue::Bool(true)));
         assert_eq!(ev("tag.gsub(/\\./, '_')"), Ok(s("app_web_access")));
         assert_eq!(ev("tag.sub('.', '-')"), Ok(s("app-web.access")));
-        assert_eq!(
-            ev(r#"record["message"] =~ /ell/ ? 1 : 0"#),
-            Ok(RValue::Int(1))
-        );
+        assert_eq!(ev(r#"record["message"] =~ /ell/ ? 1 : 0"#), Ok(RValue::Int(1)));
         assert_eq!(ev("[1, 2].join(',')"), Ok(s("1,2")));
         assert_eq!(ev("7 / 2"), Ok(RValue::Int(3)));
         assert_eq!(ev("-7 / 2"), Ok(RValue::Int(-4)));
-        assert_eq!(
-            ev("'a,b,,'.split(',')"),
-            Ok(RValue::Array(vec![s("a"), s("b")]))
-        );
+        assert_eq!(ev("'a,b,,'.split(',')"), Ok(RValue::Array(vec![s("a"), s("b")])));
     }
 
     #[test]
     fn errors_name_the_problem() {
-        assert_eq!(
-            ev(r#"record["missing"]["x"]"#).unwrap_err().0,
-            "undefined method '[]' for nil"
-        );
-        assert!(
-            Expr::parse("record.map { |k, v| v }")
-                .unwrap_err()
-                .0
-                .contains("blocks are not supported")
-        );
+        assert_eq!(ev(r#"record["missing"]["x"]"#).unwrap_err().0, "undefined method '[]' for nil");
+        assert!(Expr::parse("record.map { |k, v| v }").unwrap_err().0.contains("blocks are not supported"));
         assert!(Expr::parse("x = 1").unwrap_err().0.contains("assignment"));
+        assert!(Expr::parse("system('ls')").unwrap_err().0.contains("calling functions is not supported: system"));
+        assert!(ev("File.read('x')").unwrap_err().0.contains("uninitialized constant File"));
         assert!(
-            Expr::parse("system('ls')")
-                .unwrap_err()
-                .0
-                .contains("calling functions is not supported: system")
+            ev("record.frobnicate").unwrap_err().0.contains("undefined method 'frobnicate' for an instance of Hash")
         );
-        assert!(
-            ev("File.read('x')")
-                .unwrap_err()
-                .0
-                .contains("uninitialized constant File")
-        );
-        assert!(
-            ev("record.frobnicate")
-                .unwrap_err()
-                .0
-                .contains("undefined method 'frobnicate' for an instance of Hash")
-        );
-        assert!(
-            ev("nosuchvar")
-                .unwrap_err()
-                .0
-                .contains("undefined local variable or method 'nosuchvar'")
-        );
+        assert!(ev("nosuchvar").unwrap_err().0.contains("undefined local variable or method 'nosuchvar'"));
         assert!(Expr::parse("1 +").is_err());
         assert!(Expr::parse("(1").is_err());
     }

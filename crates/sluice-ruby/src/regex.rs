@@ -59,10 +59,7 @@ impl RubyRegex {
                 Err(_) => return Err(clean_error(&fast_err.to_string())),
             },
         };
-        Ok(RubyRegex {
-            source: pattern.to_string(),
-            engine,
-        })
+        Ok(RubyRegex { source: pattern.to_string(), engine })
     }
 
     /// Parse Fluentd's regexp value: `/pattern/flags` or a bare pattern.
@@ -75,11 +72,7 @@ impl RubyRegex {
                 return Err(format!("invalid regexp: missing right slash: {s}"));
             };
             let opts = &rest[right + 1..];
-            if opts.len() > 3
-                || !opts
-                    .chars()
-                    .all(|c| matches!(c, 'i' | 'm' | 'x' | 'o' | 'n' | 'e' | 's' | 'u'))
-            {
+            if opts.len() > 3 || !opts.chars().all(|c| matches!(c, 'i' | 'm' | 'x' | 'o' | 'n' | 'e' | 's' | 'u')) {
                 return Err(format!("invalid regexp: missing right slash: {s}"));
             }
             let flags = RubyFlags {
@@ -110,11 +103,7 @@ impl RubyRegex {
     pub fn find_at(&self, text: &str, start: usize) -> Option<(usize, usize)> {
         match &self.engine {
             Engine::Fast(r) => r.find_at(text, start).map(|m| (m.start(), m.end())),
-            Engine::Fancy(r) => r
-                .find_from_pos(text, start)
-                .ok()
-                .flatten()
-                .map(|m| (m.start(), m.end())),
+            Engine::Fancy(r) => r.find_from_pos(text, start).ok().flatten().map(|m| (m.start(), m.end())),
         }
     }
 
@@ -135,9 +124,7 @@ impl RubyRegex {
                 Some(
                     r.capture_names()
                         .enumerate()
-                        .filter_map(|(i, n)| {
-                            n.map(|n| (n.to_string(), c.get(i).map(|m| m.as_str())))
-                        })
+                        .filter_map(|(i, n)| n.map(|n| (n.to_string(), c.get(i).map(|m| m.as_str()))))
                         .collect(),
                 )
             }
@@ -146,9 +133,7 @@ impl RubyRegex {
                 Some(
                     r.capture_names()
                         .enumerate()
-                        .filter_map(|(i, n)| {
-                            n.map(|n| (n.to_string(), c.get(i).map(|m| m.as_str())))
-                        })
+                        .filter_map(|(i, n)| n.map(|n| (n.to_string(), c.get(i).map(|m| m.as_str()))))
                         .collect(),
                 )
             }
@@ -177,13 +162,10 @@ impl PartialEq for RubyRegex {
 
 fn clean_error(e: &str) -> String {
     // regex-syntax errors are multi-line with a caret diagram; keep the last line.
-    e.lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with("error:"))
-        .map_or_else(
-            || e.lines().next().unwrap_or(e).to_string(),
-            |l| l.trim().trim_start_matches("error: ").to_string(),
-        )
+    e.lines().rev().find(|l| l.trim_start().starts_with("error:")).map_or_else(
+        || e.lines().next().unwrap_or(e).to_string(),
+        |l| l.trim().trim_start_matches("error: ").to_string(),
+    )
 }
 
 /// Rewrite Ruby-only syntax into what the Rust engines understand.
@@ -194,11 +176,7 @@ fn translate(p: &str) -> String {
     while let Some(c) = chars.next() {
         match c {
             '\\' => match chars.next() {
-                Some('h') => out.push_str(if in_class > 0 {
-                    "0-9a-fA-F"
-                } else {
-                    "[0-9a-fA-F]"
-                }),
+                Some('h') => out.push_str(if in_class > 0 { "0-9a-fA-F" } else { "[0-9a-fA-F]" }),
                 Some('H') if in_class == 0 => out.push_str("[^0-9a-fA-F]"),
                 Some('Z') if in_class == 0 => out.push_str(r"(?:\n?\z)"),
                 Some('/') => out.push('/'),
@@ -264,24 +242,12 @@ mod tests {
         assert!(r.is_linear());
         assert_eq!(r.capture_names(), ["host"]);
         // ^ and $ are line anchors in Ruby
-        assert!(
-            RubyRegex::parse_literal("/^b$/")
-                .unwrap()
-                .is_match("a\nb\nc")
-        );
+        assert!(RubyRegex::parse_literal("/^b$/").unwrap().is_match("a\nb\nc"));
         // /m makes . match newline
         assert!(RubyRegex::parse_literal("/a.b/m").unwrap().is_match("a\nb"));
         assert!(!RubyRegex::parse_literal("/a.b/").unwrap().is_match("a\nb"));
-        assert!(
-            RubyRegex::new("(?m:a.b)", RubyFlags::default())
-                .unwrap()
-                .is_match("a\nb")
-        );
-        assert!(
-            RubyRegex::new(r"\Aabc\Z", RubyFlags::default())
-                .unwrap()
-                .is_match("abc\n")
-        );
+        assert!(RubyRegex::new("(?m:a.b)", RubyFlags::default()).unwrap().is_match("a\nb"));
+        assert!(RubyRegex::new(r"\Aabc\Z", RubyFlags::default()).unwrap().is_match("abc\n"));
     }
 
     #[test]
@@ -290,20 +256,10 @@ mod tests {
         assert!(!r.is_linear());
         assert!(r.is_match("hey hey"));
         assert!(!r.is_match("hey you"));
-        assert!(
-            RubyRegex::new("foo(?=bar)", RubyFlags::default())
-                .unwrap()
-                .is_match("foobar")
-        );
+        assert!(RubyRegex::new("foo(?=bar)", RubyFlags::default()).unwrap().is_match("foobar"));
         assert!(RubyRegex::parse_literal("/abc").is_err());
         assert!(RubyRegex::new("(unclosed", RubyFlags::default()).is_err());
-        let caps = RubyRegex::new(r"(?<a>x)(?<b>y)?", RubyFlags::default())
-            .unwrap()
-            .named_captures("x")
-            .unwrap();
-        assert_eq!(
-            caps,
-            vec![("a".to_string(), Some("x")), ("b".to_string(), None)]
-        );
+        let caps = RubyRegex::new(r"(?<a>x)(?<b>y)?", RubyFlags::default()).unwrap().named_captures("x").unwrap();
+        assert_eq!(caps, vec![("a".to_string(), Some("x")), ("b".to_string(), None)]);
     }
 }

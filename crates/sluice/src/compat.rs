@@ -42,13 +42,7 @@ const FORMAT_KEYS: [(&str, &str); 12] = [
 ];
 
 /// Keys that make `<inject>` conversion happen.
-const INJECT_TRIGGERS: [&str; 5] = [
-    "include_time_key",
-    "include_tag_key",
-    "time_key",
-    "tag_key",
-    "time_as_epoch",
-];
+const INJECT_TRIGGERS: [&str; 5] = ["include_time_key", "include_tag_key", "time_key", "tag_key", "time_as_epoch"];
 
 fn take(el: &mut Element, key: &str) -> Option<sluice_config::Param> {
     let p = el.param(key).cloned()?;
@@ -120,14 +114,7 @@ pub fn convert(el: &mut Element, spec: &SectionSpec, what: &str, diags: &mut Dia
                 put(&mut inj, "time_type", "unixtime", p.key_span);
             }
         }
-        for k in [
-            "time_key",
-            "tag_key",
-            "time_format",
-            "timezone",
-            "localtime",
-            "utc",
-        ] {
+        for k in ["time_key", "tag_key", "time_format", "timezone", "localtime", "utc"] {
             if declared(k) {
                 continue;
             }
@@ -143,12 +130,7 @@ pub fn convert(el: &mut Element, spec: &SectionSpec, what: &str, diags: &mut Dia
     }
 }
 
-fn convert_buffer(
-    el: &mut Element,
-    declared: &dyn Fn(&str) -> bool,
-    what: &str,
-    diags: &mut Diagnostics,
-) {
+fn convert_buffer(el: &mut Element, declared: &dyn Fn(&str) -> bool, what: &str, diags: &mut Diagnostics) {
     let mut buf = Element::new("buffer", "");
     for (old, new) in BUFFER_KEYS {
         if declared(old) {
@@ -157,11 +139,8 @@ fn convert_buffer(
         if let Some(p) = take(el, old) {
             diags.warn(p.key_span, format!("'{old}' is a v0.12 parameter of {what}; it is read as `{new}` in <buffer> (move it into a <buffer> section)"));
             buf.span = p.key_span;
-            let value = if old == "buffer_queue_full_action" && p.str() == "exception" {
-                "throw_exception"
-            } else {
-                p.str()
-            };
+            let value =
+                if old == "buffer_queue_full_action" && p.str() == "exception" { "throw_exception" } else { p.str() };
             put(&mut buf, new, value, p.value_span);
             if old == "flush_interval" {
                 put(&mut buf, "flush_mode", "interval", p.key_span);
@@ -189,26 +168,14 @@ fn convert_buffer(
                 put(&mut buf, "timekey", t, p.value_span);
             }
             None => {
-                diags.error(
-                    p.value_span,
-                    "time_slice_format only with %Y or %m is too long",
-                );
+                diags.error(p.value_span, "time_slice_format only with %Y or %m is too long");
             }
         }
         for k in ["localtime", "utc"] {
             if let Some(lp) = el.param(k).cloned().filter(|_| !declared(k)) {
-                let utc = if k == "utc" {
-                    lp.str() != "false"
-                } else {
-                    lp.str() == "false"
-                };
+                let utc = if k == "utc" { lp.str() != "false" } else { lp.str() == "false" };
                 el.params.retain(|x| x.key != k);
-                put(
-                    &mut buf,
-                    "timekey_use_utc",
-                    if utc { "true" } else { "false" },
-                    lp.value_span,
-                );
+                put(&mut buf, "timekey_use_utc", if utc { "true" } else { "false" }, lp.value_span);
             }
         }
         if let Some(tz) = take(el, "timezone").filter(|_| !declared("timezone")) {

@@ -13,11 +13,7 @@ pub fn dump(root: &Element) -> String {
     out.trim_end().to_string()
 }
 
-fn spec_for_child(
-    parent: Option<&'static SectionSpec>,
-    child: &Element,
-    depth: usize,
-) -> Option<&'static SectionSpec> {
+fn spec_for_child(parent: Option<&'static SectionSpec>, child: &Element, depth: usize) -> Option<&'static SectionSpec> {
     if depth == 0 {
         let ty = child.type_name()?;
         return match child.name.as_str() {
@@ -74,9 +70,7 @@ fn write_element(out: &mut String, el: &Element, spec: Option<&'static SectionSp
         let value = match &last.value {
             None => String::new(),
             Some(_) if decl.is_some_and(|d| d.secret) => "xxxxxx".into(),
-            Some(v)
-                if decl.is_some_and(|d| d.ty == "string") || (p.key == "@type" && depth > 1) =>
-            {
+            Some(v) if decl.is_some_and(|d| d.ty == "string") || (p.key == "@type" && depth > 1) => {
                 format!("\"{}\"", escape(v))
             }
             Some(v) => v.clone(),
@@ -100,15 +94,9 @@ mod tests {
         let text = "<source>\n  @type sample\n  tag test\n  rate 5\n</source>\n<match **>\n  @type stdout\n  <format>\n    @type json\n  </format>\n</match>\n";
         let mut sm = SourceMap::new();
         let mut d = Diagnostics::new(false);
-        let root = sluice_config::parse_str(
-            Path::new("t"),
-            "t",
-            text.into(),
-            &sluice_config::parser::NoEval,
-            &mut sm,
-            &mut d,
-        )
-        .unwrap();
+        let root =
+            sluice_config::parse_str(Path::new("t"), "t", text.into(), &sluice_config::parser::NoEval, &mut sm, &mut d)
+                .unwrap();
         assert_eq!(
             dump(&root),
             "<ROOT>\n  <source>\n    @type sample\n    tag \"test\"\n    rate 5\n  </source>\n  <match **>\n    @type stdout\n    <format>\n      @type \"json\"\n    </format>\n  </match>\n</ROOT>"

@@ -16,8 +16,8 @@ use crate::log::{Kv, Level, Logger};
 use crate::pattern::MatchPattern;
 use crate::plugin::registry::{self, PluginDef};
 use crate::plugin::{
-    BuildCx, Emitter, EngineEnv, FilterInstance, InputContext, InputInstance, OutputInstance,
-    PluginInfo, Shutdown, StartCx,
+    BuildCx, Emitter, EngineEnv, FilterInstance, InputContext, InputInstance, OutputInstance, PluginInfo, Shutdown,
+    StartCx,
 };
 use crate::router::{Label, LabelId, ROOT, Router, Rule};
 use crate::system::SystemParams;
@@ -40,34 +40,19 @@ pub struct Loaded {
 }
 
 /// Parse `path` for worker `worker_id` (`None`: the supervisor's view) and read `<system>`.
-pub fn load(
-    path: &Path,
-    worker_id: Option<u32>,
-    hostname: &str,
-    diags: &mut Diagnostics,
-) -> Loaded {
+pub fn load(path: &Path, worker_id: Option<u32>, hostname: &str, diags: &mut Diagnostics) -> Loaded {
     let mut sources = SourceMap::new();
-    let eval = ConfigEval {
-        worker_id,
-        hostname: hostname.to_string(),
-    };
+    let eval = ConfigEval { worker_id, hostname: hostname.to_string() };
     let root = sluice_config::parse_file(path, &eval, &mut sources, diags);
     let system = root.as_ref().and_then(|r| read_system(r, diags));
-    Loaded {
-        sources,
-        root,
-        system,
-    }
+    Loaded { sources, root, system }
 }
 
 /// Read the (single) `<system>` directive.
 pub fn read_system(root: &Element, diags: &mut Diagnostics) -> Option<SystemParams> {
     let systems: Vec<&Element> = root.elements_named("system").collect();
     if systems.len() > 1 {
-        diags.error(
-            systems[1].span,
-            "<system> is duplicated. <system> should be only one",
-        );
+        diags.error(systems[1].span, "<system> is duplicated. <system> should be only one");
     }
     let empty = Element::new("system", "");
     let el = systems.first().copied().unwrap_or(&empty);
@@ -82,11 +67,7 @@ fn worker_range(arg: &str) -> Result<(u32, u32), String> {
     if a.is_empty() {
         return Err("Missing worker id on <worker> directive".into());
     }
-    let parse = |s: &str| {
-        s.trim()
-            .parse::<u32>()
-            .map_err(|_| format!("worker id should be integer: {a}"))
-    };
+    let parse = |s: &str| s.trim().parse::<u32>().map_err(|_| format!("worker id should be integer: {a}"));
     match a.split_once('-') {
         Some((x, y)) => {
             let (x, y) = (parse(x)?, parse(y)?);
@@ -102,12 +83,7 @@ fn worker_range(arg: &str) -> Result<(u32, u32), String> {
 }
 
 /// The directives that apply to `worker` (top-level ones plus its `<worker>` blocks, in file order).
-pub fn select_worker(
-    root: &Element,
-    worker: u32,
-    workers: u32,
-    diags: &mut Diagnostics,
-) -> Element {
+pub fn select_worker(root: &Element, worker: u32, workers: u32, diags: &mut Diagnostics) -> Element {
     let mut out = root.clone();
     out.elements.clear();
     let mut taken: HashSet<u32> = HashSet::new();
@@ -140,18 +116,12 @@ pub fn select_worker(
         }
         for c in &e.elements {
             if !matches!(c.name.as_str(), "source" | "match" | "filter" | "label") {
-                diags.error(
-                    c.span,
-                    format!("<worker> section cannot have <{}> directive", c.name),
-                );
+                diags.error(c.span, format!("<worker> section cannot have <{}> directive", c.name));
                 bad = true;
             }
         }
         for p in &e.params {
-            diags.warn(
-                p.key_span,
-                format!("parameter '{}' in <worker {}> is not used", p.key, e.arg),
-            );
+            diags.warn(p.key_span, format!("parameter '{}' in <worker {}> is not used", p.key, e.arg));
         }
         if !bad && (lo..=hi).contains(&worker) {
             out.elements.extend(e.elements.iter().cloned());
@@ -182,10 +152,7 @@ impl Engine {
             return Some(id);
         }
         let root = self.router.label(ROOT)?;
-        let tags: Vec<&str> = Level::ALL
-            .iter()
-            .map(|l| crate::log::event_tag(*l))
-            .collect();
+        let tags: Vec<&str> = Level::ALL.iter().map(|l| crate::log::event_tag(*l)).collect();
         let matched: Vec<&str> = tags.iter().copied().filter(|t| root.matches(t)).collect();
         if matched.is_empty() {
             return None;
@@ -248,26 +215,16 @@ impl Builder<'_, '_> {
     }
 
     /// `@type`, `@id`, `@log_level`, `@label` of a plugin element.
-    fn common(
-        &mut self,
-        el: &Element,
-        directive: &str,
-    ) -> Option<(String, PluginInfo, Option<LabelId>)> {
+    fn common(&mut self, el: &Element, directive: &str) -> Option<(String, PluginInfo, Option<LabelId>)> {
         let legacy = |cfg: &mut ConfigureCx<'_>, key: &str, new: &str| -> Option<String> {
             el.get(new).map(String::from).or_else(|| {
                 let p = el.param(key)?;
-                cfg.diags.warn(
-                    p.key_span,
-                    format!("'{key}' is deprecated parameter name. use '{new}' instead."),
-                );
+                cfg.diags.warn(p.key_span, format!("'{key}' is deprecated parameter name. use '{new}' instead."));
                 p.value.clone()
             })
         };
         let Some(ty) = legacy(&mut self.cfg, "type", "@type") else {
-            self.cfg.diags.error(
-                el.span,
-                format!("Missing '@type' parameter on <{directive}> directive"),
-            );
+            self.cfg.diags.error(el.span, format!("Missing '@type' parameter on <{directive}> directive"));
             return None;
         };
         let id = legacy(&mut self.cfg, "id", "@id");
@@ -275,16 +232,10 @@ impl Builder<'_, '_> {
         let id = match id {
             Some(i) => {
                 if !self.ids.insert(i.clone()) {
-                    let span = el
-                        .param("@id")
-                        .or_else(|| el.param("id"))
-                        .map_or(el.span, |p| p.value_span);
-                    self.cfg.diags.error(
-                        span,
-                        format!(
-                            "Duplicated plugin id `{i}`. Check whole configuration and fix it."
-                        ),
-                    );
+                    let span = el.param("@id").or_else(|| el.param("id")).map_or(el.span, |p| p.value_span);
+                    self.cfg
+                        .diags
+                        .error(span, format!("Duplicated plugin id `{i}`. Check whole configuration and fix it."));
                     return None;
                 }
                 i
@@ -298,11 +249,12 @@ impl Builder<'_, '_> {
             Some(l) => match Level::parse(&l) {
                 Some(l) => Some(l),
                 None => {
-                    let span = el
-                        .param("@log_level")
-                        .or_else(|| el.param("log_level"))
-                        .map_or(el.span, |p| p.value_span);
-                    self.cfg.diags.error(span, format!("Unknown log level: level = {l} (use trace, debug, info, warn, error or fatal)"));
+                    let span =
+                        el.param("@log_level").or_else(|| el.param("log_level")).map_or(el.span, |p| p.value_span);
+                    self.cfg.diags.error(
+                        span,
+                        format!("Unknown log level: level = {l} (use trace, debug, info, warn, error or fatal)"),
+                    );
                     return None;
                 }
             },
@@ -313,16 +265,10 @@ impl Builder<'_, '_> {
                 Some(id) => Some(id),
                 None => {
                     let span = el.param("@label").map_or(el.span, |p| p.value_span);
-                    let d = self
-                        .cfg
-                        .diags
-                        .error(span, format!("{name} label not found"));
+                    let d = self.cfg.diags.error(span, format!("{name} label not found"));
                     if let Some(h) = sluice_config::diag::did_you_mean(
                         name,
-                        self.labels
-                            .iter()
-                            .map(String::as_str)
-                            .filter(|l| !l.is_empty()),
+                        self.labels.iter().map(String::as_str).filter(|l| !l.is_empty()),
                     ) {
                         d.help(format!("did you mean `{h}`?"));
                     }
@@ -331,32 +277,18 @@ impl Builder<'_, '_> {
             },
             None => None,
         };
-        let log = self
-            .env
-            .log
-            .for_plugin(has_id.then_some(id.as_str()), level);
-        Some((
-            ty.clone(),
-            PluginInfo {
-                id,
-                has_id,
-                type_name: ty,
-                log,
-            },
-            label,
-        ))
+        let log = self.env.log.for_plugin(has_id.then_some(id.as_str()), level);
+        Some((ty.clone(), PluginInfo { id, has_id, type_name: ty, log }, label))
     }
 
     fn unknown_type<B>(&mut self, el: &Element, kind: &str, ty: &str, defs: &[PluginDef<B>]) {
-        let span = el
-            .param("@type")
-            .or_else(|| el.param("type"))
-            .map_or(el.span, |p| p.value_span);
-        let names = defs
-            .iter()
-            .flat_map(|d| std::iter::once(d.name).chain(d.aliases.iter().copied()));
+        let span = el.param("@type").or_else(|| el.param("type")).map_or(el.span, |p| p.value_span);
+        let names = defs.iter().flat_map(|d| std::iter::once(d.name).chain(d.aliases.iter().copied()));
         let hint = sluice_config::diag::did_you_mean(ty, names);
-        let d = self.cfg.diags.error(span, format!("Unknown {kind} plugin '{ty}'. Run 'sluice plugin-doc --list' for the built-in plugins"));
+        let d = self.cfg.diags.error(
+            span,
+            format!("Unknown {kind} plugin '{ty}'. Run 'sluice plugin-doc --list' for the built-in plugins"),
+        );
         if let Some(h) = hint {
             d.help(format!("did you mean `{h}`?"));
         }
@@ -374,12 +306,7 @@ impl Builder<'_, '_> {
         let what = format!("{} plugin '{}'", el.name, info.type_name);
         compat::convert(&mut el, spec, &what, self.cfg.diags);
         self.cfg.path = vec![el.display_name()];
-        let mut cx = BuildCx {
-            cfg: &mut self.cfg,
-            env: self.env,
-            info,
-            label,
-        };
+        let mut cx = BuildCx { cfg: &mut self.cfg, env: self.env, info, label };
         let r = f(&el, &mut cx);
         self.cfg.path.clear();
         r
@@ -421,20 +348,11 @@ impl Builder<'_, '_> {
         if self.announce {
             crate::info!(self.env.log.for_plugin(None, None), "adding source", "type" => ty.as_str());
         }
-        Some(InputInstance {
-            info,
-            input,
-            label: label.unwrap_or(ROOT),
-        })
+        Some(InputInstance { info, input, label: label.unwrap_or(ROOT) })
     }
 
     /// The `<filter>`/`<match>` rules of a label body, in file order.
-    fn rules(
-        &mut self,
-        elements: &[Element],
-        label: &str,
-        outputs: &mut Vec<Arc<OutputInstance>>,
-    ) -> Vec<Rule> {
+    fn rules(&mut self, elements: &[Element], label: &str, outputs: &mut Vec<Arc<OutputInstance>>) -> Vec<Rule> {
         let mut rules = Vec::new();
         for e in elements {
             if e.name != "filter" && e.name != "match" {
@@ -481,10 +399,7 @@ pub fn build(root: &Element, opts: BuildOptions, diags: &mut Diagnostics) -> Opt
             continue;
         }
         if name == "@ROOT" {
-            diags.error(
-                e.arg_span,
-                "@ROOT for <label> is not permitted, reserved for getting root router",
-            );
+            diags.error(e.arg_span, "@ROOT for <label> is not permitted, reserved for getting root router");
             continue;
         }
         if names.iter().any(|n| n == name) {
@@ -492,35 +407,25 @@ pub fn build(root: &Element, opts: BuildOptions, diags: &mut Diagnostics) -> Opt
             continue;
         }
         if !e.elements.iter().any(|c| c.name == "match") {
-            diags.error(
-                e.span,
-                format!("Missing <match> sections in <label {name}> section"),
-            );
+            diags.error(e.span, format!("Missing <match> sections in <label {name}> section"));
         }
         for c in &e.elements {
             if !matches!(c.name.as_str(), "match" | "filter") {
-                diags.error(
-                    c.span,
-                    format!("<label> section cannot have <{}> directive", c.name),
-                );
+                diags.error(c.span, format!("<label> section cannot have <{}> directive", c.name));
             }
         }
         names.push(name.to_string());
         label_els.push(e);
     }
     for p in &root.params {
-        let d = diags.lenient(
-            p.key_span,
-            format!("parameter '{}' in <ROOT> is not used", p.key),
+        let d = diags.lenient(p.key_span, format!("parameter '{}' in <ROOT> is not used", p.key));
+        d.help(
+            "top-level lines must be directives (<source>, <match>, <filter>, <label>, <system>, <worker>) or @include",
         );
-        d.help("top-level lines must be directives (<source>, <match>, <filter>, <label>, <system>, <worker>) or @include");
     }
     for e in &root.elements {
         if !DIRECTIVES.contains(&e.name.as_str()) {
-            let d = diags.lenient(
-                e.span,
-                format!("unknown directive <{}> is not used", e.name),
-            );
+            let d = diags.lenient(e.span, format!("unknown directive <{}> is not used", e.name));
             if let Some(h) = sluice_config::diag::did_you_mean(&e.name, DIRECTIVES) {
                 d.help(format!("did you mean `<{h}>`?"));
             }
@@ -556,10 +461,7 @@ pub fn build(root: &Element, opts: BuildOptions, diags: &mut Diagnostics) -> Opt
         }
         labels.push(Label::new("", b.rules(&root.elements, "", &mut outputs)));
         for (i, l) in label_els.iter().enumerate() {
-            labels.push(Label::new(
-                l.arg.trim(),
-                label_rules.remove(&i).unwrap_or_default(),
-            ));
+            labels.push(Label::new(l.arg.trim(), label_rules.remove(&i).unwrap_or_default()));
         }
         for s in root.elements_named("source") {
             if let Some(i) = b.input(s) {
@@ -571,13 +473,7 @@ pub fn build(root: &Element, opts: BuildOptions, diags: &mut Diagnostics) -> Opt
     if diags.error_count() > errors_before {
         return None;
     }
-    Some(Engine {
-        worker_id: opts.worker_id,
-        router,
-        inputs,
-        outputs,
-        log: opts.log.for_worker(opts.worker_id),
-    })
+    Some(Engine { worker_id: opts.worker_id, router, inputs, outputs, log: opts.log.for_worker(opts.worker_id) })
 }
 
 /// Deliver own-log events on a dedicated thread until the queue closes.
@@ -605,16 +501,11 @@ pub async fn run_workers(engines: Vec<Engine>, mut shutdown: Shutdown, log: Logg
     // Consumers first: outputs start before any input produces.
     for e in &engines {
         for o in &e.outputs {
-            o.output.start(&StartCx {
-                shutdown: stop.clone(),
-            });
+            o.output.start(&StartCx { shutdown: stop.clone() });
         }
     }
     let sink = log.sink().clone();
-    let delivery = engines.first().and_then(|e| {
-        e.log_route()
-            .map(|l| spawn_log_delivery(&sink, e.router.clone(), l))
-    });
+    let delivery = engines.first().and_then(|e| e.log_route().map(|l| spawn_log_delivery(&sink, e.router.clone(), l)));
     let mut running = Vec::new();
     for mut e in engines {
         let pid = std::process::id();
@@ -663,11 +554,13 @@ fn parent_pid() -> u32 {
     std::os::unix::process::parent_id()
 }
 
-/// Where a diagnostic came from, for de-duplicating across workers.
+/// Drop diagnostics repeated by several workers, and order them by position.
 pub fn dedup(diags: Diagnostics) -> Diagnostics {
     let mut seen: HashSet<(Span, String)> = HashSet::new();
     let mut out = Diagnostics::new(diags.strict);
-    for d in diags.iter() {
+    let mut list: Vec<&sluice_config::Diagnostic> = diags.iter().collect();
+    list.sort_by_key(|d| (d.span.is_some(), d.span.file, d.span.start));
+    for d in list {
         if seen.insert((d.span, d.message.clone())) {
             let nd = match d.severity {
                 sluice_config::Severity::Error => out.error(d.span, d.message.clone()),

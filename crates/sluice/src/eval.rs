@@ -65,44 +65,21 @@ mod tests {
 
     #[test]
     fn config_idioms() {
-        let e = ConfigEval {
-            worker_id: Some(2),
-            hostname: "h1".into(),
-        };
+        let e = ConfigEval { worker_id: Some(2), hostname: "h1".into() };
         let ev = |c: &str| e.eval(c);
         // SAFETY-free: set_var is not used; PATH always exists.
         assert!(matches!(ev(r#"ENV["PATH"]"#), Ok(Embedded::Str(s)) if !s.is_empty()));
-        assert_eq!(
-            ev(r#"ENV["SLUICE_SURELY_UNSET"] || "dflt""#),
-            Ok(Embedded::Str("dflt".into()))
-        );
-        assert_eq!(
-            ev("ENV.fetch('SLUICE_SURELY_UNSET', 'd')"),
-            Ok(Embedded::Str("d".into()))
-        );
-        assert_eq!(
-            ev(r#"ENV["SLUICE_SURELY_UNSET"] || use_nil"#),
-            Ok(Embedded::Nil)
-        );
+        assert_eq!(ev(r#"ENV["SLUICE_SURELY_UNSET"] || "dflt""#), Ok(Embedded::Str("dflt".into())));
+        assert_eq!(ev("ENV.fetch('SLUICE_SURELY_UNSET', 'd')"), Ok(Embedded::Str("d".into())));
+        assert_eq!(ev(r#"ENV["SLUICE_SURELY_UNSET"] || use_nil"#), Ok(Embedded::Nil));
         assert_eq!(ev("use_default"), Ok(Embedded::Default));
         assert_eq!(ev("Socket.gethostname"), Ok(Embedded::Str("h1".into())));
         assert_eq!(ev("hostname"), Ok(Embedded::Str("h1".into())));
         assert_eq!(ev("worker_id"), Ok(Embedded::Str("2".into())));
-        assert_eq!(
-            ev("ENV['SERVERENGINE_WORKER_ID']"),
-            Ok(Embedded::Str("2".into()))
-        );
-        assert_eq!(
-            ev(r#"ENV["SLUICE_SURELY_UNSET"]"#),
-            Ok(Embedded::Str(String::new()))
-        );
+        assert_eq!(ev("ENV['SERVERENGINE_WORKER_ID']"), Ok(Embedded::Str("2".into())));
+        assert_eq!(ev(r#"ENV["SLUICE_SURELY_UNSET"]"#), Ok(Embedded::Str(String::new())));
         let err = ev("File.read('/etc/passwd')").unwrap_err();
-        assert!(
-            err.starts_with(
-                "cannot evaluate `#{File.read('/etc/passwd')}`: uninitialized constant File"
-            ),
-            "{err}"
-        );
+        assert!(err.starts_with("cannot evaluate `#{File.read('/etc/passwd')}`: uninitialized constant File"), "{err}");
         assert!(ev("`ls`").is_err());
     }
 }

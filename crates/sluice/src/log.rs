@@ -62,24 +62,11 @@ impl Level {
     /// as Fluentd's `-v`/`-q` do.
     pub fn shift(self, steps: i32) -> Level {
         let i = (self as i32 + steps).clamp(0, Level::Error as i32);
-        [
-            Level::Trace,
-            Level::Debug,
-            Level::Info,
-            Level::Warn,
-            Level::Error,
-        ][i as usize]
+        [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error][i as usize]
     }
 
     /// All levels.
-    pub const ALL: [Level; 6] = [
-        Level::Trace,
-        Level::Debug,
-        Level::Info,
-        Level::Warn,
-        Level::Error,
-        Level::Fatal,
-    ];
+    pub const ALL: [Level; 6] = [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error, Level::Fatal];
 }
 
 /// A value in a `key=value` pair, rendered as Ruby's `inspect`.
@@ -170,14 +157,8 @@ pub struct LogEvent {
     pub record: Vec<u8>,
 }
 
-const EVENT_TAGS: [&str; 6] = [
-    "fluent.trace",
-    "fluent.debug",
-    "fluent.info",
-    "fluent.warn",
-    "fluent.error",
-    "fluent.fatal",
-];
+const EVENT_TAGS: [&str; 6] =
+    ["fluent.trace", "fluent.debug", "fluent.info", "fluent.warn", "fluent.error", "fluent.fatal"];
 
 /// Tag of log events at `level`.
 pub fn event_tag(level: Level) -> &'static str {
@@ -225,11 +206,7 @@ impl LogSink {
 
     /// A sink writing to stdout.
     pub fn stdout() -> Arc<LogSink> {
-        Self::new(
-            Box::new(std::io::stdout()),
-            LogFormat::Text,
-            "%Y-%m-%d %H:%M:%S %z",
-        )
+        Self::new(Box::new(std::io::stdout()), LogFormat::Text, "%Y-%m-%d %H:%M:%S %z")
     }
 
     /// Write bytes to the device as they are (the `stdout` output's path).
@@ -269,22 +246,14 @@ pub struct Logger {
 
 impl std::fmt::Debug for Logger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Logger")
-            .field("level", &self.level)
-            .field("header", &self.header)
-            .finish()
+        f.debug_struct("Logger").field("level", &self.level).field("header", &self.header).finish()
     }
 }
 
 impl Logger {
     /// A root logger.
     pub fn new(sink: Arc<LogSink>, level: Level) -> Logger {
-        Logger {
-            sink,
-            level,
-            header: Arc::from(""),
-            worker: None,
-        }
+        Logger { sink, level, header: Arc::from(""), worker: None }
     }
 
     /// The device.
@@ -299,18 +268,12 @@ impl Logger {
 
     /// Same device, another level.
     pub fn with_level(&self, level: Level) -> Logger {
-        Logger {
-            level,
-            ..self.clone()
-        }
+        Logger { level, ..self.clone() }
     }
 
     /// Lines prefixed `#N ` (worker-scoped).
     pub fn for_worker(&self, id: u32) -> Logger {
-        Logger {
-            worker: Some(id),
-            ..self.clone()
-        }
+        Logger { worker: Some(id), ..self.clone() }
     }
 
     /// A plugin's logger: `[id] ` header when the plugin has an `@id`, and
@@ -347,9 +310,7 @@ impl Logger {
         let mut line = Vec::with_capacity(message.len() + 48);
         match self.sink.format {
             LogFormat::Text => {
-                self.sink
-                    .time_fmt
-                    .format(&mut line, &self.sink.zone.tm(now), &self.sink.zone);
+                self.sink.time_fmt.format(&mut line, &self.sink.zone.tm(now), &self.sink.zone);
                 line.extend_from_slice(b" [");
                 line.extend_from_slice(level.as_str().as_bytes());
                 line.extend_from_slice(b"]: ");
@@ -363,9 +324,7 @@ impl Logger {
             }
             LogFormat::Json => {
                 let mut t = Vec::new();
-                self.sink
-                    .time_fmt
-                    .format(&mut t, &self.sink.zone.tm(now), &self.sink.zone);
+                self.sink.time_fmt.format(&mut t, &self.sink.zone.tm(now), &self.sink.zone);
                 line.extend_from_slice(b"{\"time\":");
                 sluice_event::json::write_json_str(&mut line, &t);
                 line.extend_from_slice(b",\"level\":");
@@ -401,14 +360,7 @@ impl Logger {
         }
         msgpack::write_str(&mut record, b"message");
         msgpack::write_str(&mut record, message);
-        if tx
-            .try_send(LogEvent {
-                tag: event_tag(level),
-                time,
-                record,
-            })
-            .is_err()
-        {
+        if tx.try_send(LogEvent { tag: event_tag(level), time, record }).is_err() {
             self.sink.dropped_events.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -451,10 +403,7 @@ pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
 
 impl Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -476,26 +425,14 @@ mod tests {
     #[test]
     fn line_shape_matches_fluentd() {
         let cap = Capture::default();
-        let sink = LogSink::new(
-            Box::new(cap.clone()),
-            LogFormat::Text,
-            "%Y-%m-%d %H:%M:%S %z",
-        );
-        let log = Logger::new(sink, Level::Info)
-            .for_worker(0)
-            .for_plugin(Some("out_es"), None);
+        let sink = LogSink::new(Box::new(cap.clone()), LogFormat::Text, "%Y-%m-%d %H:%M:%S %z");
+        let log = Logger::new(sink, Level::Info).for_worker(0).for_plugin(Some("out_es"), None);
         info!(log, "listening port", "port" => 24224u16, "bind" => "0.0.0.0", "x" => Option::<&str>::None);
         debug!(log, "hidden");
         let text = cap.text();
         let (time, rest) = text.split_at(25);
-        assert!(
-            time.chars().nth(4) == Some('-') && time.ends_with(|c: char| c.is_ascii_digit()),
-            "{time}"
-        );
-        assert_eq!(
-            rest,
-            " [info]: #0 [out_es] listening port port=24224 bind=\"0.0.0.0\" x=nil\n"
-        );
+        assert!(time.chars().nth(4) == Some('-') && time.ends_with(|c: char| c.is_ascii_digit()), "{time}");
+        assert_eq!(rest, " [info]: #0 [out_es] listening port port=24224 bind=\"0.0.0.0\" x=nil\n");
     }
 
     #[test]

@@ -11,12 +11,7 @@ use std::process::ExitCode;
 
 /// A Fluentd-compatible log collector: runs Fluentd configuration files.
 #[derive(Parser, Debug)]
-#[command(
-    name = "sluice",
-    version,
-    about,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "sluice", version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     /// The configuration file (Fluentd syntax).
     #[arg(short = 'c', long = "config", value_name = "FILE")]
@@ -77,39 +72,22 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.cmd {
-        Some(Cmd::PluginDoc { name, kind, list }) => {
-            plugin_doc(name.as_deref(), kind.as_deref(), *list)
-        }
+        Some(Cmd::PluginDoc { name, kind, list }) => plugin_doc(name.as_deref(), kind.as_deref(), *list),
         None => run(cli),
     }
 }
 
 fn plugin_doc(name: Option<&str>, kind: Option<&str>, list: bool) -> ExitCode {
     let r = registry::registry();
-    let kinds: [(
-        &str,
-        Vec<(&str, fn() -> &'static sluice_config::SectionSpec)>,
-    ); 4] = [
+    let kinds: [(&str, Vec<(&str, fn() -> &'static sluice_config::SectionSpec)>); 4] = [
         ("input", r.inputs.iter().map(|d| (d.name, d.spec)).collect()),
-        (
-            "output",
-            r.outputs.iter().map(|d| (d.name, d.spec)).collect(),
-        ),
-        (
-            "filter",
-            r.filters.iter().map(|d| (d.name, d.spec)).collect(),
-        ),
-        (
-            "formatter",
-            r.formatters.iter().map(|d| (d.name, d.spec)).collect(),
-        ),
+        ("output", r.outputs.iter().map(|d| (d.name, d.spec)).collect()),
+        ("filter", r.filters.iter().map(|d| (d.name, d.spec)).collect()),
+        ("formatter", r.formatters.iter().map(|d| (d.name, d.spec)).collect()),
     ];
     if list || name.is_none() {
         for (k, defs) in &kinds {
-            println!(
-                "{k}: {}",
-                defs.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-            );
+            println!("{k}: {}", defs.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "));
         }
         return ExitCode::SUCCESS;
     }
@@ -136,11 +114,7 @@ fn plugin_doc(name: Option<&str>, kind: Option<&str>, list: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn open_sink(
-    path: Option<&PathBuf>,
-    format: LogFormat,
-    time_format: &str,
-) -> Result<std::sync::Arc<LogSink>, String> {
+fn open_sink(path: Option<&PathBuf>, format: LogFormat, time_format: &str) -> Result<std::sync::Arc<LogSink>, String> {
     match path {
         Some(p) => {
             let f = std::fs::OpenOptions::new()
@@ -150,11 +124,7 @@ fn open_sink(
                 .map_err(|e| format!("cannot open log file {}: {e}", p.display()))?;
             Ok(LogSink::new(Box::new(f), format, time_format))
         }
-        None => Ok(LogSink::new(
-            Box::new(std::io::stdout()),
-            format,
-            time_format,
-        )),
+        None => Ok(LogSink::new(Box::new(std::io::stdout()), format, time_format)),
     }
 }
 
@@ -172,11 +142,7 @@ fn run(cli: Cli) -> ExitCode {
     let loaded = engine::load(&config, None, &hostname, &mut diags);
     let (Some(root), Some(system)) = (loaded.root.as_ref(), loaded.system.clone()) else {
         print_diags(&diags, &loaded.sources);
-        eprintln!(
-            "sluice: {} error(s) in {}",
-            diags.error_count().max(1),
-            config.display()
-        );
+        eprintln!("sluice: {} error(s) in {}", diags.error_count().max(1), config.display());
         return ExitCode::from(1);
     };
     let strict = cli.strict || system.strict_config_value.unwrap_or(false);
@@ -185,17 +151,8 @@ fn run(cli: Cli) -> ExitCode {
         Some(LogFormatParam::Json) => LogFormat::Json,
         _ => LogFormat::Text,
     };
-    let time_format = log_cfg
-        .as_ref()
-        .map_or("%Y-%m-%d %H:%M:%S %z".to_string(), |l| {
-            l.time_format.clone()
-        });
-    let log_path = cli.log.clone().or_else(|| {
-        log_cfg
-            .as_ref()
-            .and_then(|l| l.path.clone())
-            .map(PathBuf::from)
-    });
+    let time_format = log_cfg.as_ref().map_or("%Y-%m-%d %H:%M:%S %z".to_string(), |l| l.time_format.clone());
+    let log_path = cli.log.clone().or_else(|| log_cfg.as_ref().and_then(|l| l.path.clone()).map(PathBuf::from));
     let sink = match open_sink(log_path.as_ref(), format, &time_format) {
         Ok(s) => s,
         Err(e) => {
@@ -203,16 +160,10 @@ fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let level = system
-        .log_level
-        .level()
-        .shift(i32::from(cli.quiet) - i32::from(cli.verbose));
+    let level = system.log_level.level().shift(i32::from(cli.quiet) - i32::from(cli.verbose));
     let log = Logger::new(sink, level);
     if !cli.plugin_dirs.is_empty() {
-        sluice::warn!(
-            log,
-            "-p/--plugin is ignored: sluice has its plugins built in"
-        );
+        sluice::warn!(log, "-p/--plugin is ignored: sluice has its plugins built in");
     }
     if system.workers == 0 {
         eprintln!("sluice: invalid number of workers (must be > 0):0");
@@ -257,10 +208,7 @@ fn run(cli: Cli) -> ExitCode {
         print_diags(&diags, &sources);
         let (e, w) = (diags.error_count(), diags.len() - diags.error_count());
         if e > 0 {
-            eprintln!(
-                "sluice: {} has {e} error(s) and {w} warning(s)",
-                config.display()
-            );
+            eprintln!("sluice: {} has {e} error(s) and {w} warning(s)", config.display());
             return ExitCode::from(1);
         }
         eprintln!("sluice: {} is valid ({w} warning(s))", config.display());
@@ -268,19 +216,11 @@ fn run(cli: Cli) -> ExitCode {
     }
     if diags.has_errors() {
         print_diags(&diags, &sources);
-        eprintln!(
-            "sluice: {} error(s) in {}; not starting",
-            diags.error_count(),
-            config.display()
-        );
+        eprintln!("sluice: {} error(s) in {}; not starting", diags.error_count(), config.display());
         return ExitCode::from(1);
     }
     for d in diags.iter() {
-        let lvl = if d.severity == Severity::Error {
-            Level::Error
-        } else {
-            Level::Warn
-        };
+        let lvl = if d.severity == Severity::Error { Level::Error } else { Level::Warn };
         let mut msg = d.headline(&sources);
         // The headline carries "warning: "; the log line has its own level.
         msg = msg.replacen(": warning: ", ": ", 1);
@@ -290,18 +230,11 @@ fn run(cli: Cli) -> ExitCode {
         log.log(lvl, &msg, &[]);
     }
     if !(cli.suppress_config_dump || system.suppress_config_dump.unwrap_or(false)) {
-        sluice::info!(
-            log,
-            format!("using configuration file: {}", sluice::dump::dump(root))
-        );
+        sluice::info!(log, format!("using configuration file: {}", sluice::dump::dump(root)));
     }
     sluice::info!(log, format!("starting sluice-{}", sluice::VERSION), "pid" => std::process::id());
 
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("sluice")
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("sluice").build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sluice: cannot start the runtime: {e}");
@@ -313,10 +246,7 @@ fn run(cli: Cli) -> ExitCode {
         let slog = log.clone();
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
+            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
                 sluice::error!(slog, "cannot install signal handlers");
                 return;
             };

@@ -34,23 +34,9 @@ impl MatchPattern {
     /// A message for an unterminated `/regex` or an invalid regular expression.
     pub fn new(arg: &str) -> Result<MatchPattern, String> {
         let arg = arg.trim();
-        let parts: Vec<&str> = if arg.is_empty() {
-            vec!["**"]
-        } else {
-            arg.split_whitespace().collect()
-        };
-        let any = parts
-            .iter()
-            .map(|p| compile(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(MatchPattern {
-            source: if arg.is_empty() {
-                "**".into()
-            } else {
-                arg.to_string()
-            },
-            any,
-        })
+        let parts: Vec<&str> = if arg.is_empty() { vec!["**"] } else { arg.split_whitespace().collect() };
+        let any = parts.iter().map(|p| compile(p)).collect::<Result<Vec<_>, _>>()?;
+        Ok(MatchPattern { source: if arg.is_empty() { "**".into() } else { arg.to_string() }, any })
     }
 
     /// The pattern text.
@@ -82,16 +68,11 @@ fn compile(pat: &str) -> Result<One, String> {
             .map_err(|e| format!("invalid match - regex: {pat}: {e}"))?;
         return Ok(One::Regex(r));
     }
-    if pat
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@' | b':'))
-    {
+    if pat.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@' | b':')) {
         return Ok(One::Exact(pat.trim_end_matches('.').to_string()).normalize(pat));
     }
     let re = glob_to_regex(pat);
-    RubyRegex::new(&re, RubyFlags::default())
-        .map(One::Regex)
-        .map_err(|e| format!("invalid match pattern {pat}: {e}"))
+    RubyRegex::new(&re, RubyFlags::default()).map(One::Regex).map_err(|e| format!("invalid match pattern {pat}: {e}"))
 }
 
 impl One {
@@ -123,10 +104,7 @@ fn glob_to_regex(pat: &str) -> String {
     let mut i = 0;
     macro_rules! emit {
         ($s:expr) => {
-            regex
-                .last_mut()
-                .expect("regex stack is never empty")
-                .push_str($s)
+            regex.last_mut().expect("regex stack is never empty").push_str($s)
         };
     }
     while i < chars.len() {
@@ -168,13 +146,7 @@ fn glob_to_regex(pat: &str) -> String {
             '}' if !alts.is_empty() => {
                 let mut alt = alts.pop().unwrap_or_default();
                 alt.push(regex.pop().unwrap_or_default());
-                let group = format!(
-                    "(?:{})",
-                    alt.iter()
-                        .map(|a| format!("(?:{a})"))
-                        .collect::<Vec<_>>()
-                        .join("|")
-                );
+                let group = format!("(?:{})", alt.iter().map(|a| format!("(?:{a})")).collect::<Vec<_>>().join("|"));
                 emit!(&group);
             }
             ',' if !alts.is_empty() => {
@@ -267,11 +239,7 @@ mod tests {
             ("{a,b", "{a,b", false),
             ("s3.*", "s3.var.log.go-audit.go-audit.log", false),
             ("s3.**", "s3.var.log.go-audit.go-audit.log", true),
-            (
-                "s3.var.log.go-audit.go-audit.log",
-                "s3.var.log.go-audit.go-audit.log",
-                true,
-            ),
+            ("s3.var.log.go-audit.go-audit.log", "s3.var.log.go-audit.go-audit.log", true),
             ("fluent.**", "fluent.info", true),
             ("", "anything.at.all", true),
         ];

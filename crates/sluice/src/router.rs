@@ -55,12 +55,7 @@ impl Label {
     pub fn new(name: impl Into<String>, rules: Vec<Rule>) -> Label {
         let name = name.into();
         let quiet_nomatch = name == "@FLUENT_LOG";
-        Label {
-            name,
-            rules,
-            cache: RwLock::new(HashMap::new()),
-            quiet_nomatch,
-        }
+        Label { name, rules, cache: RwLock::new(HashMap::new()), quiet_nomatch }
     }
 
     /// True if some `<match>` (or a filter, as Fluentd counts it) matches `tag`.
@@ -72,9 +67,7 @@ impl Label {
 
     /// True if a `<match>` matches `tag`.
     pub fn has_output_for(&self, tag: &str) -> bool {
-        self.rules
-            .iter()
-            .any(|r| matches!(r, Rule::Match(p, _) if p.matches(tag)))
+        self.rules.iter().any(|r| matches!(r, Rule::Match(p, _) if p.matches(tag)))
     }
 
     fn resolve(&self, tag: &str) -> Pipeline {
@@ -83,18 +76,12 @@ impl Label {
             match r {
                 Rule::Filter(p, f) if p.matches(tag) => filters.push(f.clone()),
                 Rule::Match(p, o) if p.matches(tag) => {
-                    return Pipeline {
-                        filters,
-                        output: Some(o.clone()),
-                    };
+                    return Pipeline { filters, output: Some(o.clone()) };
                 }
                 _ => {}
             }
         }
-        Pipeline {
-            filters,
-            output: None,
-        }
+        Pipeline { filters, output: None }
     }
 
     /// Every output in this label.
@@ -117,11 +104,7 @@ impl Router {
     /// A router over `labels` (index 0 must be the root).
     pub fn new(labels: Vec<Label>, log: Logger) -> Router {
         let error_label = labels.iter().position(|l| l.name == "@ERROR");
-        Router {
-            labels,
-            error_label,
-            log,
-        }
+        Router { labels, error_label, log }
     }
 
     /// A label by name (`@NAME`); `@ROOT` is the root.
@@ -172,14 +155,7 @@ impl Router {
         };
         let mut es = es;
         for f in &p.filters {
-            es = f.filter.filter(
-                tag,
-                es,
-                &FilterCx {
-                    router: self,
-                    log: &f.info.log,
-                },
-            );
+            es = f.filter.filter(tag, es, &FilterCx { router: self, log: &f.info.log });
             if es.is_empty() {
                 return Ok(());
             }
@@ -213,20 +189,10 @@ impl Router {
     }
 
     /// A record a plugin rejected: to `@ERROR`, or logged with its content.
-    pub fn emit_error_event(
-        &self,
-        tag: &str,
-        time: EventTime,
-        record: RecordRef<'_>,
-        error: &str,
-        log: &Logger,
-    ) {
+    pub fn emit_error_event(&self, tag: &str, time: EventTime, record: RecordRef<'_>, error: &str, log: &Logger) {
         let when = crate::log::Kv::Raw(
-            sluice_event::TimeFormatter::new(
-                "%Y-%m-%d %H:%M:%S.%N %z",
-                sluice_event::Zone::local(),
-            )
-            .format_string(time),
+            sluice_event::TimeFormatter::new("%Y-%m-%d %H:%M:%S.%N %z", sluice_event::Zone::local())
+                .format_string(time),
         );
         match self.error_label {
             Some(err) => {

@@ -18,9 +18,7 @@ use super::record_accessor::{Accessor, decode_value};
 use super::{BuildCx, Filter, FilterCx};
 use sluice_config::{Element, Params, Span};
 use sluice_event::strftime::Zone;
-use sluice_event::{
-    EventStream, EventStreamBuilder, EventTime, PathSeg, Record, RecordRef, Value, rubyfmt,
-};
+use sluice_event::{EventStream, EventStreamBuilder, EventTime, PathSeg, Record, RecordRef, Value, rubyfmt};
 use sluice_ruby::Expr;
 use sluice_ruby::expr::{RValue, Scope, ZoneRef, time_to_s};
 use std::collections::HashSet;
@@ -114,24 +112,14 @@ struct Compiler<'a> {
 impl Compiler<'_> {
     fn string(&mut self, s: &str, force_stringify: bool) -> StrTmpl {
         let pieces = self.pieces(s);
-        let single =
-            matches!(pieces.as_slice(), [Piece::Ph(_)]) && self.auto_typecast && !force_stringify;
+        let single = matches!(pieces.as_slice(), [Piece::Ph(_)]) && self.auto_typecast && !force_stringify;
         if single && let Some(Piece::Ph(p)) = pieces.into_iter().next() {
             return StrTmpl::Single(p);
         }
         let pieces = self.pieces(s);
         if pieces.iter().all(|p| matches!(p, Piece::Lit(_))) {
             return StrTmpl::Lit(
-                pieces
-                    .into_iter()
-                    .map(|p| {
-                        if let Piece::Lit(l) = p {
-                            l
-                        } else {
-                            String::new()
-                        }
-                    })
-                    .collect(),
+                pieces.into_iter().map(|p| if let Piece::Lit(l) = p { l } else { String::new() }).collect(),
             );
         }
         StrTmpl::Concat(pieces)
@@ -143,7 +131,7 @@ impl Compiler<'_> {
         let mut rest = s;
         while !rest.is_empty() {
             if let Some(after) = rest.strip_prefix("${")
-                && let Some(end) = after.find('}')
+                && let Some(end) = self.close_of(after)
             {
                 let inner = &after[..end];
                 if !inner.is_empty() {
@@ -174,6 +162,12 @@ impl Compiler<'_> {
             out.push(Piece::Lit(self.literal(&lit)));
         }
         out
+    }
+
+    /// Where the placeholder body starting `after` ends: the first `}` without
+    /// Ruby, the matching one (skipping nested braces and strings) with it.
+    fn close_of(&self, after: &str) -> Option<usize> {
+        if self.ruby { sluice_config::parser::find_code_end(after.as_bytes(), 0) } else { after.find('}') }
     }
 
     /// Literal text; with Ruby, backslash escapes apply (the value is a Ruby string).
@@ -228,20 +222,13 @@ impl Compiler<'_> {
                     Ph::Ruby(Box::new(e), inner.to_string())
                 }
                 Err(e) => {
-                    self.errors
-                        .push((self.span, format!("cannot evaluate `${{{inner}}}`: {e}")));
+                    self.errors.push((self.span, format!("cannot evaluate `${{{inner}}}`: {e}")));
                     Ph::Unknown
                 }
             };
         }
         let idx = |name: &str| -> Option<i64> {
-            inner
-                .strip_prefix(name)?
-                .strip_prefix('[')?
-                .strip_suffix(']')?
-                .trim()
-                .parse()
-                .ok()
+            inner.strip_prefix(name)?.strip_prefix('[')?.strip_suffix(']')?.trim().parse().ok()
         };
         match inner {
             "tag" => Ph::Tag,
@@ -266,15 +253,11 @@ impl Compiler<'_> {
 
     fn value(&mut self, v: &Value) -> Tmpl {
         match v {
-            Value::String(s) => {
-                Tmpl::Str(self.string(&String::from_utf8_lossy(s.as_bytes()), false))
-            }
+            Value::String(s) => Tmpl::Str(self.string(&String::from_utf8_lossy(s.as_bytes()), false)),
             Value::Array(a) => Tmpl::Array(a.iter().map(|x| self.value(x)).collect()),
-            Value::Map(m) => Tmpl::Map(
-                m.iter()
-                    .map(|(k, x)| (self.string(&rubyfmt::to_s(k), true), self.value(x)))
-                    .collect(),
-            ),
+            Value::Map(m) => {
+                Tmpl::Map(m.iter().map(|(k, x)| (self.string(&rubyfmt::to_s(k), true), self.value(x))).collect())
+            }
             other => Tmpl::Const(other.clone()),
         }
     }
@@ -283,10 +266,7 @@ impl Compiler<'_> {
 /// `__UPPER_CASE__` at the start of `s` (Fluentd's legacy placeholder syntax).
 fn legacy_token(s: &str) -> Option<&str> {
     let rest = s.strip_prefix("__")?;
-    let n = rest
-        .bytes()
-        .take_while(|b| b.is_ascii_uppercase() || *b == b'_')
-        .count();
+    let n = rest.bytes().take_while(|b| b.is_ascii_uppercase() || *b == b'_').count();
     if n < 3 {
         return None;
     }
@@ -336,12 +316,7 @@ impl<'a> TagCx<'a> {
         }
         let prefix = (1..=parts.len()).map(|i| parts[..i].join(".")).collect();
         let suffix = (0..parts.len()).map(|i| parts[i..].join(".")).collect();
-        TagCx {
-            tag,
-            parts,
-            prefix,
-            suffix,
-        }
+        TagCx { tag, parts, prefix, suffix }
     }
 
     fn pick<T: Clone>(list: &[T], i: i64) -> Option<T> {
@@ -368,13 +343,7 @@ impl Scope for EventCx<'_> {
             "record" => self.record_rv.clone().unwrap_or(RValue::Nil),
             "tag" => RValue::Str(self.tagcx.tag.to_string()),
             "time" => RValue::Time(self.time, ZoneRef(Zone::local())),
-            "tag_parts" => RValue::Array(
-                self.tagcx
-                    .parts
-                    .iter()
-                    .map(|s| RValue::Str((*s).to_string()))
-                    .collect(),
-            ),
+            "tag_parts" => RValue::Array(self.tagcx.parts.iter().map(|s| RValue::Str((*s).to_string())).collect()),
             "tag_prefix" => strs(&self.tagcx.prefix),
             "tag_suffix" => strs(&self.tagcx.suffix),
             "hostname" => RValue::Str(self.hostname.to_string()),
@@ -398,12 +367,8 @@ impl RecordTransformer {
             Ph::Hostname => Value::from(self.hostname.as_str()),
             Ph::Time => Value::from(time_to_s(cx.time, &Zone::local())),
             Ph::TagParts(i) => TagCx::pick(&cx.tagcx.parts, *i).map_or(Value::Nil, Value::from),
-            Ph::TagPrefix(i) => {
-                TagCx::pick(&cx.tagcx.prefix, *i).map_or(Value::Nil, |s| Value::from(s.as_str()))
-            }
-            Ph::TagSuffix(i) => {
-                TagCx::pick(&cx.tagcx.suffix, *i).map_or(Value::Nil, |s| Value::from(s.as_str()))
-            }
+            Ph::TagPrefix(i) => TagCx::pick(&cx.tagcx.prefix, *i).map_or(Value::Nil, |s| Value::from(s.as_str())),
+            Ph::TagSuffix(i) => TagCx::pick(&cx.tagcx.suffix, *i).map_or(Value::Nil, |s| Value::from(s.as_str())),
             Ph::Record(path) => match cx.record.dig(path) {
                 Some(raw) => decode_value(raw),
                 None => {
@@ -412,10 +377,9 @@ impl RecordTransformer {
                 }
             },
             Ph::Unknown => Value::Nil,
-            Ph::Ruby(e, src) => e
-                .eval(cx)
-                .map_err(|err| format!("failed to expand `{src}` : error = {err}"))?
-                .to_value(),
+            Ph::Ruby(e, src) => {
+                e.eval(cx).map_err(|err| format!("failed to expand `{src}` : error = {err}"))?.to_value()
+            }
         })
     }
 
@@ -440,16 +404,14 @@ impl RecordTransformer {
         Ok(match t {
             Tmpl::Const(v) => v.clone(),
             Tmpl::Str(s) => self.expand_str(s, cx)?,
-            Tmpl::Array(a) => Value::Array(
-                a.iter()
-                    .map(|x| self.expand(x, cx))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Tmpl::Map(m) => Value::Map(
-                m.iter()
-                    .map(|(k, v)| Ok((self.expand_str(k, cx)?, self.expand(v, cx)?)))
-                    .collect::<Result<_, String>>()?,
-            ),
+            Tmpl::Array(a) => Value::Array(a.iter().map(|x| self.expand(x, cx)).collect::<Result<_, _>>()?),
+            Tmpl::Map(m) => {
+                Value::Map(m.iter().map(|(k, v)| Ok((self.expand_str(k, cx)?, self.expand(v, cx)?))).collect::<Result<
+                    _,
+                    String,
+                >>(
+                )?)
+            }
         })
     }
 
@@ -460,20 +422,11 @@ impl RecordTransformer {
         record: RecordRef<'_>,
     ) -> Result<(EventTime, Record), String> {
         let record_rv = if self.needs_record_rvalue {
-            Some(RValue::from_value(
-                &record.to_record().map_err(|e| e.to_string())?.into_value(),
-            ))
+            Some(RValue::from_value(&record.to_record().map_err(|e| e.to_string())?.into_value()))
         } else {
             None
         };
-        let cx = EventCx {
-            tagcx,
-            time,
-            record,
-            record_rv,
-            hostname: &self.hostname,
-            worker_id: self.worker_id,
-        };
+        let cx = EventCx { tagcx, time, record, record_rv, hostname: &self.hostname, worker_id: self.worker_id };
         let original = record.to_record().map_err(|e| e.to_string())?;
         let mut new = if self.renew_record {
             let mut r = Record::new();
@@ -502,10 +455,7 @@ impl RecordTransformer {
                 Value::String(s) => sluice_ruby::expr::str_to_f(s.as_str().unwrap_or("")),
                 Value::Nil => 0.0,
                 other => {
-                    return Err(format!(
-                        "undefined method 'to_f' for {}",
-                        sluice_event::record::value_kind(other)
-                    ));
+                    return Err(format!("undefined method 'to_f' for {}", sluice_event::record::value_kind(other)));
                 }
             };
             let sec = f.floor();
@@ -588,7 +538,10 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Filter>> 
                 match sluice_event::json::json_to_value(raw.as_bytes()) {
                     Ok(v) => c.value(&v),
                     Err(e) => {
-                        cx.cfg.warn(param.value_span, format!("failed to parse {raw} as json. Assuming {raw} is a string (error: {e})"));
+                        cx.cfg.warn(
+                            param.value_span,
+                            format!("failed to parse {raw} as json. Assuming {raw} is a string (error: {e})"),
+                        );
                         Tmpl::Str(c.string(&raw, false))
                     }
                 }
@@ -607,10 +560,7 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Filter>> 
                 });
             }
             // A later key replaces an earlier one, keeping its position (Ruby Hash).
-            match map
-                .iter_mut()
-                .find(|(k, _)| matches!((k, &key), (StrTmpl::Lit(a), StrTmpl::Lit(b)) if a == b))
-            {
+            match map.iter_mut().find(|(k, _)| matches!((k, &key), (StrTmpl::Lit(a), StrTmpl::Lit(b)) if a == b)) {
                 Some(slot) => slot.1 = value,
                 None => map.push((key, value)),
             }
@@ -624,8 +574,7 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Filter>> 
         match Accessor::parse(k.trim()) {
             Ok(a) => remove.push(a),
             Err(e) => {
-                cx.cfg
-                    .error(el.param("remove_keys").map_or(el.span, |x| x.value_span), e);
+                cx.cfg.error(el.param("remove_keys").map_or(el.span, |x| x.value_span), e);
                 return None;
             }
         }
@@ -661,14 +610,8 @@ mod tests {
 
     #[test]
     fn record_paths_and_legacy_tokens() {
-        assert_eq!(
-            record_path(r#"record["a"]["b"]"#),
-            Some(vec![PathSeg::Key("a".into()), PathSeg::Key("b".into())])
-        );
-        assert_eq!(
-            record_path("record['a'][0]"),
-            Some(vec![PathSeg::Key("a".into()), PathSeg::Index(0)])
-        );
+        assert_eq!(record_path(r#"record["a"]["b"]"#), Some(vec![PathSeg::Key("a".into()), PathSeg::Key("b".into())]));
+        assert_eq!(record_path("record['a'][0]"), Some(vec![PathSeg::Key("a".into()), PathSeg::Index(0)]));
         assert_eq!(record_path("recordx"), None);
         assert_eq!(legacy_token("__HOSTNAME__ x"), Some("__HOSTNAME__"));
         assert_eq!(legacy_token("__init__"), None);

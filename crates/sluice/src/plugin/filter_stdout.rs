@@ -12,10 +12,10 @@ use sluice_event::EventStream;
 pub struct StdoutFilterParams {
     /// How events are rendered (default `@type stdout`, `output_type json`).
     #[section(name = "format")]
-    pub format: Vec<Element>,
+    pub format: Option<Element>,
     /// Fields added to the printed copy (the events passed on are unchanged).
     #[section(name = "inject")]
-    pub inject: Vec<Element>,
+    pub inject: Option<Element>,
 }
 
 /// The stdout filter.
@@ -28,14 +28,7 @@ pub struct StdoutFilter {
 impl Filter for StdoutFilter {
     fn filter(&self, tag: &str, es: EventStream, _cx: &FilterCx<'_>) -> EventStream {
         let mut out = Vec::with_capacity(es.as_bytes().len() * 2 + 64);
-        super::out_stdout::render(
-            &es,
-            tag,
-            &self.inject,
-            self.formatter.as_ref(),
-            false,
-            &mut out,
-        );
+        super::out_stdout::render(&es, tag, &self.inject, self.formatter.as_ref(), false, &mut out);
         self.log.write_raw(&out);
         es
     }
@@ -44,11 +37,7 @@ impl Filter for StdoutFilter {
 /// Factory.
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Filter>> {
     let p = StdoutFilterParams::from_element(el, cx.cfg)?;
-    let formatter = formatter::build(&p.format, "stdout", cx)?;
-    let inject = Inject::build(&p.inject, cx)?;
-    Some(Box::new(StdoutFilter {
-        formatter,
-        inject,
-        log: cx.env.log.clone(),
-    }))
+    let formatter = formatter::build(p.format.as_ref(), "stdout", cx)?;
+    let inject = Inject::build(p.inject.as_ref(), cx)?;
+    Some(Box::new(StdoutFilter { formatter, inject, log: cx.env.log.clone() }))
 }

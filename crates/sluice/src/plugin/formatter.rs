@@ -56,11 +56,7 @@ impl TimeRender {
         match self {
             TimeRender::Strftime(f) => f.format(out, t),
             TimeRender::Iso8601 { zone, utc } => {
-                let fmt = if *utc {
-                    "%Y-%m-%dT%H:%M:%SZ"
-                } else {
-                    "%Y-%m-%dT%H:%M:%S%:z"
-                };
+                let fmt = if *utc { "%Y-%m-%dT%H:%M:%SZ" } else { "%Y-%m-%dT%H:%M:%S%:z" };
                 Strftime::new(fmt).format(out, &zone.tm(t), zone);
             }
             TimeRender::Unix => out.extend_from_slice(itoa::Buffer::new().format(t.sec).as_bytes()),
@@ -108,17 +104,12 @@ pub fn resolve_zone(
         return match Zone::parse(tz) {
             Ok(z) => Some((z, false)),
             Err(e) => {
-                cx.cfg
-                    .error(el.param("timezone").map_or(el.span, |p| p.value_span), e);
+                cx.cfg.error(el.param("timezone").map_or(el.span, |p| p.value_span), e);
                 None
             }
         };
     }
-    Some(if local {
-        (Zone::local(), false)
-    } else {
-        (Zone::Utc, true)
-    })
+    Some(if local { (Zone::local(), false) } else { (Zone::Utc, true) })
 }
 
 impl TimeParams {
@@ -155,14 +146,10 @@ impl Newline {
     }
 }
 
-/// Build the formatter for a plugin's `<format>` sections (at most one is
-/// used), defaulting to `default_type`.
-pub fn build(
-    sections: &[Element],
-    default_type: &str,
-    cx: &mut BuildCx<'_, '_>,
-) -> Option<Box<dyn Formatter>> {
-    let el = match sections.first() {
+/// Build the formatter for a plugin's `<format>` section, defaulting to
+/// `default_type`.
+pub fn build(section: Option<&Element>, default_type: &str, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter>> {
+    let el = match section {
         Some(e) => e.clone(),
         None => {
             let mut e = Element::new("format", "");
@@ -174,26 +161,13 @@ pub fn build(
 }
 
 /// Build a formatter from one `<format>` element.
-pub fn build_from(
-    el: &Element,
-    default_type: &str,
-    cx: &mut BuildCx<'_, '_>,
-) -> Option<Box<dyn Formatter>> {
+pub fn build_from(el: &Element, default_type: &str, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter>> {
     let ty = el.type_name().unwrap_or(default_type).to_string();
     let Some(def) = super::registry::formatter(&ty) else {
-        let names: Vec<&str> = super::registry::registry()
-            .formatters
-            .iter()
-            .map(|d| d.name)
-            .collect();
-        let span = el
-            .param("@type")
-            .or_else(|| el.param("type"))
-            .map_or(el.span, |p| p.value_span);
+        let names: Vec<&str> = super::registry::registry().formatters.iter().map(|d| d.name).collect();
+        let span = el.param("@type").or_else(|| el.param("type")).map_or(el.span, |p| p.value_span);
         let hint = sluice_config::diag::did_you_mean(&ty, names.iter().copied());
-        let d = cx
-            .cfg
-            .error(span, format!("Unknown formatter plugin '{ty}'"));
+        let d = cx.cfg.error(span, format!("Unknown formatter plugin '{ty}'"));
         if let Some(h) = hint {
             d.help(format!("did you mean `{h}`?"));
         }

@@ -46,9 +46,7 @@ impl Formatter for CsvFormatter {
             };
             let quote = self.force_quotes
                 || text.as_deref().is_some_and(|t| {
-                    t.is_empty()
-                        || t.contains(['\r', '\n', '"'])
-                        || self.delimiter.chars().any(|d| t.contains(d))
+                    t.is_empty() || t.contains(['\r', '\n', '"']) || self.delimiter.chars().any(|d| t.contains(d))
                 });
             if quote {
                 out.push(b'"');
@@ -75,21 +73,14 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter
         );
         return None;
     }
-    let nested = names
-        .iter()
-        .any(|f| f.starts_with("$.") || f.starts_with("$["));
+    let nested = names.iter().any(|f| f.starts_with("$.") || f.starts_with("$["));
     let mut fields = Vec::new();
     for f in names {
-        let acc = if nested {
-            Accessor::parse(f.trim())
-        } else {
-            Ok(Accessor::key(f.trim()))
-        };
+        let acc = if nested { Accessor::parse(f.trim()) } else { Ok(Accessor::key(f.trim())) };
         match acc {
             Ok(a) => fields.push(a),
             Err(e) => {
-                cx.cfg
-                    .error(el.param("fields").map_or(el.span, |p| p.value_span), e);
+                cx.cfg.error(el.param("fields").map_or(el.span, |p| p.value_span), e);
                 return None;
             }
         }
@@ -98,10 +89,5 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter
         "\\t" | "TAB" => "\t".to_string(),
         d => d.to_string(),
     };
-    Some(Box::new(CsvFormatter {
-        delimiter,
-        force_quotes: p.force_quotes,
-        fields,
-        add_newline: p.add_newline,
-    }))
+    Some(Box::new(CsvFormatter { delimiter, force_quotes: p.force_quotes, fields, add_newline: p.add_newline }))
 }

@@ -43,7 +43,5 @@ impl Formatter for HashFormatter {
 /// Factory.
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter>> {
     let p = HashFormatParams::from_element(el, cx.cfg)?;
-    Some(Box::new(HashFormatter::new(
-        p.add_newline.then_some(p.newline),
-    )))
+    Some(Box::new(HashFormatter::new(p.add_newline.then_some(p.newline))))
 }

@@ -47,7 +47,5 @@ impl Formatter for JsonFormatter {
 /// Factory.
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter>> {
     let p = JsonFormatParams::from_element(el, cx.cfg)?;
-    Some(Box::new(JsonFormatter::new(
-        p.add_newline.then_some(p.newline),
-    )))
+    Some(Box::new(JsonFormatter::new(p.add_newline.then_some(p.newline))))
 }

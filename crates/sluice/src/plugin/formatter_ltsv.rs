@@ -48,11 +48,7 @@ impl Formatter for LtsvFormatter {
             if self.p.delimiter.is_empty() {
                 out.extend_from_slice(value.as_bytes());
             } else {
-                out.extend_from_slice(
-                    value
-                        .replace(&self.p.delimiter, &self.p.replacement)
-                        .as_bytes(),
-                );
+                out.extend_from_slice(value.replace(&self.p.delimiter, &self.p.replacement).as_bytes());
             }
         }
         if self.p.add_newline {
@@ -63,7 +59,5 @@ impl Formatter for LtsvFormatter {
 
 /// Factory.
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter>> {
-    Some(Box::new(LtsvFormatter {
-        p: LtsvFormatParams::from_element(el, cx.cfg)?,
-    }))
+    Some(Box::new(LtsvFormatter { p: LtsvFormatParams::from_element(el, cx.cfg)? }))
 }

@@ -43,7 +43,5 @@ impl Formatter for SingleValueFormatter {
 
 /// Factory.
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter>> {
-    Some(Box::new(SingleValueFormatter {
-        p: SingleValueFormatParams::from_element(el, cx.cfg)?,
-    }))
+    Some(Box::new(SingleValueFormatter { p: SingleValueFormatParams::from_element(el, cx.cfg)? }))
 }

@@ -70,13 +70,6 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter
             return None;
         }
     };
-    let fmt = p
-        .time
-        .time_format
-        .as_deref()
-        .unwrap_or("%Y-%m-%d %H:%M:%S.%N %z");
-    Some(Box::new(StdoutFormatter {
-        time: TimeFormatter::new(fmt, Zone::local()),
-        inner,
-    }))
+    let fmt = p.time.time_format.as_deref().unwrap_or("%Y-%m-%d %H:%M:%S.%N %z");
+    Some(Box::new(StdoutFormatter { time: TimeFormatter::new(fmt, Zone::local()), inner }))
 }

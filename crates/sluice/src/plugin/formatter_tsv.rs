@@ -47,7 +47,5 @@ impl Formatter for TsvFormatter {
 
 /// Factory.
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter>> {
-    Some(Box::new(TsvFormatter {
-        p: TsvFormatParams::from_element(el, cx.cfg)?,
-    }))
+    Some(Box::new(TsvFormatter { p: TsvFormatParams::from_element(el, cx.cfg)? }))
 }

@@ -60,26 +60,19 @@ pub struct SampleInput {
 /// Factory.
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Input>> {
     let p = SampleParams::from_element(el, cx.cfg)?;
-    let span = el
-        .param("sample")
-        .or_else(|| el.param("dummy"))
-        .map_or(el.span, |x| x.value_span);
+    let span = el.param("sample").or_else(|| el.param("dummy")).map_or(el.span, |x| x.value_span);
     let items = match p.sample {
         serde_json::Value::Array(a) => a,
         v => vec![v],
     };
     if items.is_empty() {
-        cx.cfg
-            .error(span, "sample must contain at least one record");
+        cx.cfg.error(span, "sample must contain at least one record");
         return None;
     }
     let mut templates = Vec::new();
     for (i, item) in items.iter().enumerate() {
         if !item.is_object() {
-            cx.cfg.error(
-                span,
-                format!("{i}th element of sample, {item}, is not a hash"),
-            );
+            cx.cfg.error(span, format!("{i}th element of sample, {item}, is not a hash"));
             return None;
         }
         let mut raw = Vec::new();
@@ -90,18 +83,9 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Input>> {
         templates.push(split_template(&raw, p.auto_increment_key.as_deref()));
     }
     if p.storage.is_some() {
-        crate::info!(
-            cx.info.log,
-            "in_sample keeps its auto_increment counter in memory; it restarts at 0"
-        );
+        crate::info!(cx.info.log, "in_sample keeps its auto_increment counter in memory; it restarts at 0");
     }
-    Some(Box::new(SampleInput {
-        tag: p.tag,
-        size: p.size,
-        rate: p.rate,
-        key: p.auto_increment_key,
-        templates,
-    }))
+    Some(Box::new(SampleInput { tag: p.tag, size: p.size, rate: p.rate, key: p.auto_increment_key, templates }))
 }
 
 fn split_template(raw: &[u8], key: Option<&str>) -> Template {
@@ -120,20 +104,11 @@ fn split_template(raw: &[u8], key: Option<&str>) -> Template {
         dst.extend_from_slice(pair.key);
         dst.extend_from_slice(pair.value);
     }
-    Template {
-        pairs,
-        before,
-        after,
-    }
+    Template { pairs, before, after }
 }
 
 impl SampleInput {
-    fn emit_batch(
-        &self,
-        emitter: &Emitter,
-        index: &mut usize,
-        counter: &mut u64,
-    ) -> Result<(), super::EmitError> {
+    fn emit_batch(&self, emitter: &Emitter, index: &mut usize, counter: &mut u64) -> Result<(), super::EmitError> {
         let mut b = EventStreamBuilder::with_capacity(self.size as usize * 64);
         for _ in 0..self.size {
             let t = &self.templates[*index % self.templates.len()];
@@ -162,10 +137,7 @@ impl SampleInput {
 }
 
 fn unix_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Generator state across emits.
@@ -206,11 +178,7 @@ impl SampleInput {
 impl Input for SampleInput {
     fn run(self: Box<Self>, cx: InputContext) -> BoxFuture {
         Box::pin(async move {
-            let mut st = State {
-                index: 0,
-                counter: 0,
-                warned: false,
-            };
+            let mut st = State { index: 0, counter: 0, warned: false };
             let batch = self.rate / 10;
             let residual = self.rate % 10;
             let mut shutdown = cx.shutdown.clone();
@@ -233,9 +201,7 @@ impl Input for SampleInput {
                     return;
                 }
                 // Wait for the next wall-clock second.
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
                 if now.as_secs() <= cur {
                     let left = Duration::from_secs(cur + 1).saturating_sub(now);
                     tokio::select! {

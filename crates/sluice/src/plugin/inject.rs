@@ -72,17 +72,12 @@ pub struct Inject {
 impl Inject {
     /// Nothing to inject.
     pub fn none() -> Inject {
-        Inject {
-            hostname: None,
-            worker: None,
-            tag_key: None,
-            time: None,
-        }
+        Inject { hostname: None, worker: None, tag_key: None, time: None }
     }
 
-    /// Build from the plugin's `<inject>` sections (at most one).
-    pub fn build(sections: &[Element], cx: &mut BuildCx<'_, '_>) -> Option<Inject> {
-        let Some(el) = sections.first() else {
+    /// Build from the plugin's `<inject>` section.
+    pub fn build(section: Option<&Element>, cx: &mut BuildCx<'_, '_>) -> Option<Inject> {
+        let Some(el) = section else {
             return Some(Inject::none());
         };
         cx.cfg.path.push(el.display_name());
@@ -109,8 +104,7 @@ impl Inject {
                     InjectTimeType::UnixtimeMicros => TimeValue::Int(6),
                     InjectTimeType::UnixtimeNanos => TimeValue::Int(9),
                     InjectTimeType::String => {
-                        let (zone, utc) =
-                            resolve_zone(el, p.localtime, p.utc, p.timezone.as_deref(), cx)?;
+                        let (zone, utc) = resolve_zone(el, p.localtime, p.utc, p.timezone.as_deref(), cx)?;
                         TimeValue::Str(match p.time_format {
                             Some(f) => TimeRender::Strftime(TimeFormatter::new(&f, zone)),
                             None => TimeRender::Iso8601 { zone, utc },
@@ -131,10 +125,7 @@ impl Inject {
 
     /// True if anything is injected.
     pub fn enabled(&self) -> bool {
-        self.hostname.is_some()
-            || self.worker.is_some()
-            || self.tag_key.is_some()
-            || self.time.is_some()
+        self.hostname.is_some() || self.worker.is_some() || self.tag_key.is_some() || self.time.is_some()
     }
 
     /// The record with the fields added (borrowed unchanged when disabled).
@@ -198,10 +189,7 @@ pub fn set_fields(record: RecordRef<'_>, fields: &[(&str, Vec<u8>)]) -> Vec<u8> 
         match hit {
             Some(i) => {
                 // A later duplicate in `fields` wins, as repeated assignment would.
-                let last = fields
-                    .iter()
-                    .rposition(|(fk, _)| *fk == fields[i].0)
-                    .unwrap_or(i);
+                let last = fields.iter().rposition(|(fk, _)| *fk == fields[i].0).unwrap_or(i);
                 body.extend_from_slice(&fields[last].1);
                 for (j, (fk, _)) in fields.iter().enumerate() {
                     if *fk == fields[i].0 {
@@ -246,15 +234,9 @@ mod tests {
         msgpack::write_str(&mut tagv, b"new");
         let mut hv = Vec::new();
         msgpack::write_str(&mut hv, b"h");
-        let out = set_fields(
-            RecordRef::new(&raw).unwrap(),
-            &[("host", hv), ("tag", tagv)],
-        );
+        let out = set_fields(RecordRef::new(&raw).unwrap(), &[("host", hv), ("tag", tagv)]);
         let back = Record::from_msgpack(&out).unwrap();
-        let keys: Vec<String> = back
-            .iter()
-            .map(|(k, _)| sluice_event::rubyfmt::to_s(k))
-            .collect();
+        let keys: Vec<String> = back.iter().map(|(k, _)| sluice_event::rubyfmt::to_s(k)).collect();
         assert_eq!(keys, ["a", "tag", "host"]);
         assert_eq!(back.get("tag"), Some(&sluice_event::Value::from("new")));
     }

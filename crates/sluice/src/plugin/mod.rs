@@ -187,8 +187,7 @@ pub struct FilterCx<'a> {
 impl FilterCx<'_> {
     /// Send a record the filter rejected to `@ERROR` (or log it).
     pub fn error_event(&self, tag: &str, time: EventTime, record: RecordRef<'_>, error: &str) {
-        self.router
-            .emit_error_event(tag, time, record, error, self.log);
+        self.router.emit_error_event(tag, time, record, error, self.log);
     }
 }
 

@@ -22,18 +22,12 @@ pub struct NullOutput {
 
 impl Output for NullOutput {
     fn emit(&self, _tag: &str, _es: &EventStream) -> Result<(), EmitError> {
-        if self.never_flush {
-            Err(EmitError::Failed("failed to flush".into()))
-        } else {
-            Ok(())
-        }
+        if self.never_flush { Err(EmitError::Failed("failed to flush".into())) } else { Ok(()) }
     }
 }
 
 /// Factory.
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Output>> {
     let p = NullParams::from_element(el, cx.cfg)?;
-    Some(Box::new(NullOutput {
-        never_flush: p.never_flush,
-    }))
+    Some(Box::new(NullOutput { never_flush: p.never_flush }))
 }

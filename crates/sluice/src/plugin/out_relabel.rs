@@ -19,10 +19,7 @@ pub struct RelabelOutput {
 
 impl Output for RelabelOutput {
     fn emit(&self, tag: &str, es: &EventStream) -> Result<(), EmitError> {
-        let router = self
-            .router
-            .upgrade()
-            .ok_or_else(|| EmitError::Failed("the router is shutting down".into()))?;
+        let router = self.router.upgrade().ok_or_else(|| EmitError::Failed("the router is shutting down".into()))?;
         router.emit(self.label, tag, es.clone())
     }
 }
@@ -32,14 +29,8 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Output>> 
     RelabelParams::from_element(el, cx.cfg)?;
     let Some(label) = cx.label else {
         // Without @label, Fluentd re-emits into the same route, which loops forever.
-        cx.cfg.error(
-            el.span,
-            "relabel needs '@label @NAME' (without it, events would loop back into the same route)",
-        );
+        cx.cfg.error(el.span, "relabel needs '@label @NAME' (without it, events would loop back into the same route)");
         return None;
     };
-    Some(Box::new(RelabelOutput {
-        router: cx.env.router.clone(),
-        label,
-    }))
+    Some(Box::new(RelabelOutput { router: cx.env.router.clone(), label }))
 }

@@ -17,10 +17,10 @@ pub struct StdoutParams {
     pub use_logger: bool,
     /// How events are rendered (default `@type stdout`, `output_type json`).
     #[section(name = "format")]
-    pub format: Vec<Element>,
+    pub format: Option<Element>,
     /// Fields added before formatting.
     #[section(name = "inject")]
-    pub inject: Vec<Element>,
+    pub inject: Option<Element>,
     /// Buffering (events are currently written as they arrive).
     #[section(name = "buffer")]
     pub buffer: Option<Element>,
@@ -58,14 +58,7 @@ pub fn render(
 impl Output for StdoutOutput {
     fn emit(&self, tag: &str, es: &EventStream) -> Result<(), EmitError> {
         let mut out = Vec::with_capacity(es.as_bytes().len() * 2 + 64);
-        render(
-            es,
-            tag,
-            &self.inject,
-            self.formatter.as_ref(),
-            true,
-            &mut out,
-        );
+        render(es, tag, &self.inject, self.formatter.as_ref(), true, &mut out);
         match &self.log {
             Some(l) => l.write_raw(&out),
             None => {
@@ -85,11 +78,7 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Output>> 
     if let Some(b) = &p.buffer {
         cx.cfg.warn(b.span, "<buffer> on the stdout output is not implemented yet; events are written as they arrive");
     }
-    let formatter = formatter::build(&p.format, "stdout", cx)?;
-    let inject = Inject::build(&p.inject, cx)?;
-    Some(Box::new(StdoutOutput {
-        formatter,
-        inject,
-        log: p.use_logger.then(|| cx.env.log.clone()),
-    }))
+    let formatter = formatter::build(p.format.as_ref(), "stdout", cx)?;
+    let inject = Inject::build(p.inject.as_ref(), cx)?;
+    Some(Box::new(StdoutOutput { formatter, inject, log: p.use_logger.then(|| cx.env.log.clone()) }))
 }

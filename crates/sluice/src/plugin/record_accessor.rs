@@ -19,10 +19,7 @@ pub fn decode_value(raw: &[u8]) -> Value {
 impl Accessor {
     /// A plain top-level key.
     pub fn key(k: &str) -> Accessor {
-        Accessor {
-            path: vec![PathSeg::Key(k.to_string())],
-            source: k.to_string(),
-        }
+        Accessor { path: vec![PathSeg::Key(k.to_string())], source: k.to_string() }
     }
 
     /// Parse `$.a.b[0]`, `$['a'][0]`, or a plain key.
@@ -40,10 +37,7 @@ impl Accessor {
         if path.is_empty() {
             return Err(format!("empty keys in dot notation: {s}"));
         }
-        Ok(Accessor {
-            path,
-            source: s.to_string(),
-        })
+        Ok(Accessor { path, source: s.to_string() })
     }
 
     /// The accessor as written.
@@ -113,12 +107,10 @@ impl Accessor {
                     return;
                 };
                 match (target, last) {
-                    (Value::Map(m), PathSeg::Key(k)) => {
-                        match m.iter_mut().find(|(mk, _)| value_is_key(mk, k)) {
-                            Some(slot) => slot.1 = v,
-                            None => m.push((Value::from(k.as_str()), v)),
-                        }
-                    }
+                    (Value::Map(m), PathSeg::Key(k)) => match m.iter_mut().find(|(mk, _)| value_is_key(mk, k)) {
+                        Some(slot) => slot.1 = v,
+                        None => m.push((Value::from(k.as_str()), v)),
+                    },
                     (Value::Array(a), PathSeg::Index(i)) => {
                         let n = a.len() as i64;
                         let idx = if *i < 0 { n + i } else { *i };
@@ -148,9 +140,7 @@ fn dig_mut<'r>(record: &'r mut Record, path: &[PathSeg]) -> Option<&'r mut Value
         // Check first with a shared borrow, then take the mutable one.
         dig_value(cur, seg)?;
         cur = match (cur, seg) {
-            (Value::Map(m), PathSeg::Key(k)) => {
-                &mut m.iter_mut().find(|(mk, _)| value_is_key(mk, k))?.1
-            }
+            (Value::Map(m), PathSeg::Key(k)) => &mut m.iter_mut().find(|(mk, _)| value_is_key(mk, k))?.1,
             (Value::Array(a), PathSeg::Index(i)) => {
                 let n = a.len() as i64;
                 let idx = if *i < 0 { n + i } else { *i };
@@ -180,9 +170,7 @@ fn parse_dot(rest: &str, whole: &str) -> Result<Vec<PathSeg>, String> {
     }
     for part in parts {
         if part.chars().any(char::is_whitespace) {
-            return Err(format!(
-                "whitespace character is not allowed in dot notation: {whole}"
-            ));
+            return Err(format!("whitespace character is not allowed in dot notation: {whole}"));
         }
         let (name, mut idx) = match part.find('[') {
             Some(i) => (&part[..i], &part[i..]),
@@ -213,15 +201,11 @@ fn parse_bracket(mut s: &str, whole: &str) -> Result<Vec<PathSeg>, String> {
         };
         if let Some(q @ ('\'' | '"')) = r.chars().next() {
             let body = &r[1..];
-            let end = body
-                .find(&format!("{q}]"))
-                .ok_or_else(|| format!("unclosed quoted key: {whole}"))?;
+            let end = body.find(&format!("{q}]")).ok_or_else(|| format!("unclosed quoted key: {whole}"))?;
             out.push(PathSeg::Key(body[..end].to_string()));
             s = &body[end + 2..];
         } else {
-            let close = r
-                .find(']')
-                .ok_or_else(|| format!("']' is missing: {whole}"))?;
+            let close = r.find(']').ok_or_else(|| format!("']' is missing: {whole}"))?;
             out.push(parse_index(&r[..close], whole)?);
             s = &r[close + 1..];
         }
@@ -239,25 +223,15 @@ mod tests {
 
     #[test]
     fn notations() {
-        let want = vec![
-            PathSeg::Key("key1".into()),
-            PathSeg::Key("key2".into()),
-            PathSeg::Index(0),
-        ];
+        let want = vec![PathSeg::Key("key1".into()), PathSeg::Key("key2".into()), PathSeg::Index(0)];
         assert_eq!(keys("$.key1.key2[0]"), want);
         assert_eq!(keys("$['key1']['key2'][0]"), want);
         assert_eq!(keys(r#"$["key1"]["key2"][0]"#), want);
         assert_eq!(
             keys("$['key1']['this.is.key3']"),
-            vec![
-                PathSeg::Key("key1".into()),
-                PathSeg::Key("this.is.key3".into())
-            ]
+            vec![PathSeg::Key("key1".into()), PathSeg::Key("this.is.key3".into())]
         );
-        assert_eq!(
-            keys("this.is.key"),
-            vec![PathSeg::Key("this.is.key".into())]
-        );
+        assert_eq!(keys("this.is.key"), vec![PathSeg::Key("this.is.key".into())]);
         assert!(Accessor::parse("$.hello[]").is_err());
         assert!(Accessor::parse("$.key1[0]foo").is_err());
         assert!(Accessor::parse("$.key[0].ke y").is_err());
@@ -270,25 +244,17 @@ mod tests {
         let mut r = Record::new();
         r.insert(
             "nest",
-            Value::Map(vec![
-                (Value::from("k1"), Value::from("v1")),
-                (Value::from("k2"), Value::from("v2")),
-            ]),
+            Value::Map(vec![(Value::from("k1"), Value::from("v1")), (Value::from("k2"), Value::from("v2"))]),
         );
         let a = Accessor::parse("$.nest.k1").unwrap();
         assert_eq!(a.get(&r), Some(&Value::from("v1")));
         let raw = r.to_msgpack();
-        assert_eq!(
-            decode_value(a.get_raw(RecordRef::new(&raw).unwrap()).unwrap()),
-            Value::from("v1")
-        );
+        assert_eq!(decode_value(a.get_raw(RecordRef::new(&raw).unwrap()).unwrap()), Value::from("v1"));
         a.delete(&mut r);
         assert_eq!(a.get(&r), None);
         a.set(&mut r, Value::from(5));
         assert_eq!(a.get(&r), Some(&Value::from(5)));
-        Accessor::parse("$.missing.x")
-            .unwrap()
-            .set(&mut r, Value::Nil);
+        Accessor::parse("$.missing.x").unwrap().set(&mut r, Value::Nil);
         assert!(!r.contains_key("missing"));
     }
 }

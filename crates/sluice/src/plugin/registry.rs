@@ -59,38 +59,14 @@ pub fn registry() -> &'static Registry {
     R.get_or_init(|| {
         use super::*;
         Registry {
-            inputs: vec![def!(
-                "sample",
-                &["dummy"],
-                in_sample::SampleParams,
-                in_sample::build,
-                true
-            )],
+            inputs: vec![def!("sample", &["dummy"], in_sample::SampleParams, in_sample::build, true)],
             outputs: vec![
-                def!(
-                    "stdout",
-                    &[],
-                    out_stdout::StdoutParams,
-                    out_stdout::build,
-                    true
-                ),
+                def!("stdout", &[], out_stdout::StdoutParams, out_stdout::build, true),
                 def!("null", &[], out_null::NullParams, out_null::build, true),
-                def!(
-                    "relabel",
-                    &[],
-                    out_relabel::RelabelParams,
-                    out_relabel::build,
-                    true
-                ),
+                def!("relabel", &[], out_relabel::RelabelParams, out_relabel::build, true),
             ],
             filters: vec![
-                def!(
-                    "stdout",
-                    &[],
-                    filter_stdout::StdoutFilterParams,
-                    filter_stdout::build,
-                    true
-                ),
+                def!("stdout", &[], filter_stdout::StdoutFilterParams, filter_stdout::build, true),
                 def!(
                     "record_transformer",
                     &[],
@@ -100,41 +76,11 @@ pub fn registry() -> &'static Registry {
                 ),
             ],
             formatters: vec![
-                def!(
-                    "json",
-                    &[],
-                    formatter_json::JsonFormatParams,
-                    formatter_json::build,
-                    true
-                ),
-                def!(
-                    "msgpack",
-                    &[],
-                    formatter_msgpack::MsgpackFormatParams,
-                    formatter_msgpack::build,
-                    true
-                ),
-                def!(
-                    "ltsv",
-                    &[],
-                    formatter_ltsv::LtsvFormatParams,
-                    formatter_ltsv::build,
-                    true
-                ),
-                def!(
-                    "csv",
-                    &[],
-                    formatter_csv::CsvFormatParams,
-                    formatter_csv::build,
-                    true
-                ),
-                def!(
-                    "tsv",
-                    &[],
-                    formatter_tsv::TsvFormatParams,
-                    formatter_tsv::build,
-                    true
-                ),
+                def!("json", &[], formatter_json::JsonFormatParams, formatter_json::build, true),
+                def!("msgpack", &[], formatter_msgpack::MsgpackFormatParams, formatter_msgpack::build, true),
+                def!("ltsv", &[], formatter_ltsv::LtsvFormatParams, formatter_ltsv::build, true),
+                def!("csv", &[], formatter_csv::CsvFormatParams, formatter_csv::build, true),
+                def!("tsv", &[], formatter_tsv::TsvFormatParams, formatter_tsv::build, true),
                 def!(
                     "single_value",
                     &[],
@@ -142,27 +88,9 @@ pub fn registry() -> &'static Registry {
                     formatter_single_value::build,
                     true
                 ),
-                def!(
-                    "hash",
-                    &[],
-                    formatter_hash::HashFormatParams,
-                    formatter_hash::build,
-                    true
-                ),
-                def!(
-                    "out_file",
-                    &[],
-                    formatter_out_file::OutFileFormatParams,
-                    formatter_out_file::build,
-                    true
-                ),
-                def!(
-                    "stdout",
-                    &[],
-                    formatter_stdout::StdoutFormatParams,
-                    formatter_stdout::build,
-                    true
-                ),
+                def!("hash", &[], formatter_hash::HashFormatParams, formatter_hash::build, true),
+                def!("out_file", &[], formatter_out_file::OutFileFormatParams, formatter_out_file::build, true),
+                def!("stdout", &[], formatter_stdout::StdoutFormatParams, formatter_stdout::build, true),
             ],
         }
     })
