@@ -151,49 +151,37 @@ pub fn header(buf: &[u8], at: usize) -> Result<Header, Error> {
 
 /// Return the offset just past the value that starts at `buf[at]`.
 ///
-/// Iterative, so deep nesting cannot overflow the stack; bounded by [`MAX_DEPTH`].
+/// Iterative with a count of values still to skip, so nesting depth costs
+/// nothing and cannot overflow the stack; every length is checked against
+/// the remaining bytes.
 ///
 /// # Errors
 /// Any [`Error`] for malformed or truncated input.
+#[inline]
 pub fn skip(buf: &[u8], mut at: usize) -> Result<usize, Error> {
-    // Pending element counts of the open containers.
-    let mut stack: [u64; MAX_DEPTH] = [0; MAX_DEPTH];
-    let mut depth = 0usize;
-    loop {
+    // Each value adds its children to `left`; each header consumes at least
+    // one byte, so `left` stays far below u64::MAX on any real buffer.
+    let mut left: u64 = 1;
+    while left > 0 {
         let h = header(buf, at)?;
         at += h.header_len;
+        left -= 1;
         match h.kind {
-            Kind::Array | Kind::Map => {
-                let n = if h.kind == Kind::Map { (h.len as u64) * 2 } else { h.len as u64 };
-                if n > 0 {
-                    if depth == MAX_DEPTH {
-                        return Err(Error::TooDeep);
-                    }
-                    stack[depth] = n;
-                    depth += 1;
-                    continue;
-                }
-            }
+            Kind::Array => left += h.len as u64,
+            Kind::Map => left += (h.len as u64) * 2,
             _ => {
-                // Scalars in fixed forms have len 0 (payload inside the marker).
                 at = at.checked_add(h.len).ok_or(Error::Truncated)?;
                 if at > buf.len() {
                     return Err(Error::Truncated);
                 }
             }
         }
-        // One value completed: pop finished containers.
-        loop {
-            if depth == 0 {
-                return Ok(at);
-            }
-            stack[depth - 1] -= 1;
-            if stack[depth - 1] > 0 {
-                break;
-            }
-            depth -= 1;
+        if left > (buf.len() - at.min(buf.len())) as u64 {
+            // More values announced than bytes left: truncated.
+            return Err(Error::Truncated);
         }
     }
+    Ok(at)
 }
 
 /// Borrow the bytes of a str (or bin) value starting at `buf[at]`; returns the
@@ -493,8 +481,11 @@ mod tests {
         assert_eq!(skip(&[0xdd, 0xff, 0xff, 0xff, 0xff], 0), Err(Error::Truncated));
         // str32 claiming 4 GiB
         assert_eq!(skip(&[0xdb, 0xff, 0xff, 0xff, 0xff, b'a'], 0), Err(Error::Truncated));
-        let deep = vec![0x91u8; MAX_DEPTH + 1];
-        assert_eq!(skip(&deep, 0), Err(Error::TooDeep));
+        // Deep nesting is fine for skipping (no recursion), and bounded by the bytes.
+        let mut deep = vec![0x91u8; 10_000];
+        deep.push(0xc0);
+        assert_eq!(skip(&deep, 0), Ok(10_001));
+        assert_eq!(skip(&deep[..10_000], 0), Err(Error::Truncated));
         assert_eq!(skip(&[0xc1], 0), Err(Error::Reserved));
     }
 

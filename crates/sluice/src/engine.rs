@@ -476,6 +476,45 @@ pub fn build(root: &Element, opts: BuildOptions, diags: &mut Diagnostics) -> Opt
     Some(Engine { worker_id: opts.worker_id, router, inputs, outputs, log: opts.log.for_worker(opts.worker_id) })
 }
 
+/// Configure worker 0 from configuration text (for benchmarks and tests):
+/// logs are discarded, diagnostics with errors become `Err`.
+pub fn build_from_str(text: &str) -> Result<Engine, String> {
+    let mut sources = SourceMap::new();
+    let mut diags = Diagnostics::new(false);
+    let eval = ConfigEval { worker_id: Some(0), hostname: crate::plugin::hostname() };
+    let root = sluice_config::parse_str(
+        Path::new("inline.conf"),
+        "inline.conf",
+        text.to_string(),
+        &eval,
+        &mut sources,
+        &mut diags,
+    );
+    let log = Logger::new(
+        crate::log::LogSink::new(Box::new(std::io::sink()), crate::log::LogFormat::Text, "%Y"),
+        Level::Warn,
+    );
+    let engine = root.and_then(|r| {
+        let r = select_worker(&r, 0, 1, &mut diags);
+        build(
+            &r,
+            BuildOptions {
+                worker_id: 0,
+                workers: 1,
+                hostname: crate::plugin::hostname(),
+                log,
+                dry_run: false,
+                announce: false,
+            },
+            &mut diags,
+        )
+    });
+    match engine {
+        Some(e) if !diags.has_errors() => Ok(e),
+        _ => Err(diags.render(&sources)),
+    }
+}
+
 /// Deliver own-log events on a dedicated thread until the queue closes.
 fn spawn_log_delivery(
     sink: &Arc<crate::log::LogSink>,

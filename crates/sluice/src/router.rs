@@ -84,6 +84,14 @@ impl Label {
         Pipeline { filters, output: None }
     }
 
+    /// Every filter in this label, in order.
+    pub fn filters(&self) -> impl Iterator<Item = &Arc<FilterInstance>> {
+        self.rules.iter().filter_map(|r| match r {
+            Rule::Filter(_, f) => Some(f),
+            Rule::Match(..) => None,
+        })
+    }
+
     /// Every output in this label.
     pub fn outputs(&self) -> impl Iterator<Item = &Arc<OutputInstance>> {
         self.rules.iter().filter_map(|r| match r {

@@ -18,10 +18,12 @@ use super::record_accessor::{Accessor, decode_value};
 use super::{BuildCx, Filter, FilterCx};
 use sluice_config::{Element, Params, Span};
 use sluice_event::strftime::Zone;
-use sluice_event::{EventStream, EventStreamBuilder, EventTime, PathSeg, Record, RecordRef, Value, rubyfmt};
+use sluice_event::{EventStream, EventStreamBuilder, EventTime, PathSeg, RecordRef, Value, msgpack, rubyfmt};
 use sluice_ruby::Expr;
 use sluice_ruby::expr::{RValue, Scope, ZoneRef, time_to_s};
+use std::borrow::Cow;
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::Mutex;
 
 /// Adds, changes or removes record fields using placeholders.
@@ -89,7 +91,10 @@ enum Tmpl {
 /// The record_transformer filter.
 pub struct RecordTransformer {
     map: Vec<(StrTmpl, Tmpl)>,
-    remove: Vec<Accessor>,
+    /// `remove_keys` that are top-level keys (removed while assembling).
+    remove_top: Vec<String>,
+    /// `remove_keys` reaching into nested records (need decoding).
+    remove_nested: Vec<Accessor>,
     keep: Vec<String>,
     renew_record: bool,
     renew_time_key: Option<String>,
@@ -360,111 +365,243 @@ impl Scope for EventCx<'_> {
     }
 }
 
+/// A new field: its key and where its msgpack value sits in the scratch buffer.
+type Field<'a> = (Cow<'a, str>, Range<usize>);
+
 impl RecordTransformer {
-    fn ph_value(&self, ph: &Ph, cx: &EventCx<'_>) -> Result<Value, String> {
-        Ok(match ph {
-            Ph::Tag => Value::from(cx.tagcx.tag),
-            Ph::Hostname => Value::from(self.hostname.as_str()),
-            Ph::Time => Value::from(time_to_s(cx.time, &Zone::local())),
-            Ph::TagParts(i) => TagCx::pick(&cx.tagcx.parts, *i).map_or(Value::Nil, Value::from),
-            Ph::TagPrefix(i) => TagCx::pick(&cx.tagcx.prefix, *i).map_or(Value::Nil, |s| Value::from(s.as_str())),
-            Ph::TagSuffix(i) => TagCx::pick(&cx.tagcx.suffix, *i).map_or(Value::Nil, |s| Value::from(s.as_str())),
+    /// Append the msgpack value of a placeholder.
+    fn ph_into(&self, ph: &Ph, cx: &EventCx<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+        let s = |out: &mut Vec<u8>, v: Option<&str>| match v {
+            Some(v) => msgpack::write_str(out, v.as_bytes()),
+            None => msgpack::write_nil(out),
+        };
+        match ph {
+            Ph::Tag => s(out, Some(cx.tagcx.tag)),
+            Ph::Hostname => s(out, Some(&self.hostname)),
+            Ph::Time => s(out, Some(&time_to_s(cx.time, &Zone::local()))),
+            Ph::TagParts(i) => s(out, TagCx::pick(&cx.tagcx.parts, *i)),
+            Ph::TagPrefix(i) => s(out, TagCx::pick(&cx.tagcx.prefix, *i).as_deref()),
+            Ph::TagSuffix(i) => s(out, TagCx::pick(&cx.tagcx.suffix, *i).as_deref()),
             Ph::Record(path) => match cx.record.dig(path) {
-                Some(raw) => decode_value(raw),
+                // The value's bytes are copied as they are: no decoding.
+                Some(raw) => out.extend_from_slice(raw),
                 None => {
                     self.warn_unknown_once(&format!("${{record{}}}", path_text(path)));
-                    Value::Nil
+                    msgpack::write_nil(out);
                 }
             },
-            Ph::Unknown => Value::Nil,
+            Ph::Unknown => msgpack::write_nil(out),
             Ph::Ruby(e, src) => {
-                e.eval(cx).map_err(|err| format!("failed to expand `{src}` : error = {err}"))?.to_value()
+                let v = e.eval(cx).map_err(|err| format!("failed to expand `{src}` : error = {err}"))?;
+                sluice_event::record::write_value(out, &v.to_value());
             }
-        })
+        }
+        Ok(())
     }
 
-    fn expand_str(&self, t: &StrTmpl, cx: &EventCx<'_>) -> Result<Value, String> {
+    /// Append Ruby's `to_s` of a placeholder's value (string interpolation).
+    fn ph_text(&self, ph: &Ph, cx: &EventCx<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+        let mut v = Vec::new();
+        self.ph_into(ph, cx, &mut v)?;
+        match msgpack::read_str(&v, 0) {
+            Ok((bytes, _)) => out.extend_from_slice(bytes),
+            Err(_) => rubyfmt::write_to_s(out, &decode_value(&v)),
+        }
+        Ok(())
+    }
+
+    fn str_into(&self, t: &StrTmpl, cx: &EventCx<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+        match t {
+            StrTmpl::Lit(s) => msgpack::write_str(out, s.as_bytes()),
+            StrTmpl::Single(ph) => self.ph_into(ph, cx, out)?,
+            StrTmpl::Concat(_) => {
+                let text = self.str_text(t, cx)?;
+                msgpack::write_str(out, text.as_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    /// A template as text (keys are always strings).
+    fn str_text<'t>(&self, t: &'t StrTmpl, cx: &EventCx<'_>) -> Result<Cow<'t, str>, String> {
         Ok(match t {
-            StrTmpl::Lit(s) => Value::from(s.as_str()),
-            StrTmpl::Single(ph) => self.ph_value(ph, cx)?,
+            StrTmpl::Lit(s) => Cow::Borrowed(s),
+            StrTmpl::Single(ph) => {
+                let mut out = Vec::new();
+                self.ph_text(ph, cx, &mut out)?;
+                Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+            }
             StrTmpl::Concat(pieces) => {
                 let mut out = Vec::new();
                 for p in pieces {
                     match p {
                         Piece::Lit(l) => out.extend_from_slice(l.as_bytes()),
-                        Piece::Ph(ph) => rubyfmt::write_to_s(&mut out, &self.ph_value(ph, cx)?),
+                        Piece::Ph(ph) => self.ph_text(ph, cx, &mut out)?,
                     }
                 }
-                Value::from(String::from_utf8_lossy(&out).as_ref())
+                Cow::Owned(String::from_utf8_lossy(&out).into_owned())
             }
         })
     }
 
-    fn expand(&self, t: &Tmpl, cx: &EventCx<'_>) -> Result<Value, String> {
-        Ok(match t {
-            Tmpl::Const(v) => v.clone(),
-            Tmpl::Str(s) => self.expand_str(s, cx)?,
-            Tmpl::Array(a) => Value::Array(a.iter().map(|x| self.expand(x, cx)).collect::<Result<_, _>>()?),
+    fn tmpl_into(&self, t: &Tmpl, cx: &EventCx<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+        match t {
+            Tmpl::Const(v) => sluice_event::record::write_value(out, v),
+            Tmpl::Str(s) => self.str_into(s, cx, out)?,
+            Tmpl::Array(a) => {
+                msgpack::write_array_header(out, a.len());
+                for x in a {
+                    self.tmpl_into(x, cx, out)?;
+                }
+            }
             Tmpl::Map(m) => {
-                Value::Map(m.iter().map(|(k, v)| Ok((self.expand_str(k, cx)?, self.expand(v, cx)?))).collect::<Result<
-                    _,
-                    String,
-                >>(
-                )?)
+                msgpack::write_map_header(out, m.len());
+                for (k, v) in m {
+                    msgpack::write_str(out, self.str_text(k, cx)?.as_bytes());
+                    self.tmpl_into(v, cx, out)?;
+                }
             }
-        })
+        }
+        Ok(())
     }
 
-    fn transform(
-        &self,
+    /// Expand every `<record>` field into `scratch`.
+    fn fields<'s>(
+        &'s self,
+        cx: &EventCx<'_>,
+        scratch: &mut Vec<u8>,
+        fields: &mut Vec<Field<'s>>,
+    ) -> Result<(), String> {
+        for (k, v) in &self.map {
+            let key = self.str_text(k, cx)?;
+            let start = scratch.len();
+            self.tmpl_into(v, cx, scratch)?;
+            fields.push((key, start..scratch.len()));
+        }
+        Ok(())
+    }
+
+    /// Write the new record: the original's pairs (or only `keep_keys` with
+    /// `renew_record`), each replaced by a new field of the same key in place,
+    /// then the remaining new fields in order; top-level `remove_keys` skipped.
+    fn assemble(&self, record: RecordRef<'_>, fields: &[Field<'_>], scratch: &[u8], out: &mut Vec<u8>) {
+        let at = out.len();
+        out.push(0x80);
+        let mut count = 0;
+        let mut used_inline = [false; 32];
+        let mut used_heap = Vec::new();
+        let used: &mut [bool] = if fields.len() <= 32 {
+            &mut used_inline[..fields.len()]
+        } else {
+            used_heap.resize(fields.len(), false);
+            &mut used_heap
+        };
+        let removed = |k: &[u8]| self.remove_top.iter().any(|r| r.as_bytes() == k);
+        let last_field = |k: &[u8]| fields.iter().rposition(|(fk, _)| fk.as_bytes() == k);
+        let mark = |used: &mut [bool], k: &[u8]| {
+            for (j, f) in fields.iter().enumerate() {
+                if f.0.as_bytes() == k {
+                    used[j] = true;
+                }
+            }
+        };
+        let mut base_pair = |pair: sluice_event::record::Pair<'_>, used: &mut [bool], out: &mut Vec<u8>| {
+            let key = pair.key_str();
+            let hit = key.and_then(last_field);
+            if let Some(k) = key {
+                if hit.is_some() {
+                    mark(used, k);
+                }
+                if removed(k) {
+                    return;
+                }
+            }
+            out.extend_from_slice(pair.key);
+            match hit {
+                Some(i) => out.extend_from_slice(&scratch[fields[i].1.clone()]),
+                None => out.extend_from_slice(pair.value),
+            }
+            count += 1;
+        };
+        // The base: the original pairs, or with renew_record only keep_keys (in their order).
+        if self.renew_record {
+            for k in &self.keep {
+                if let Some(p) = record.iter().find(|p| p.key_str() == Some(k.as_bytes())) {
+                    base_pair(p, used, out);
+                }
+            }
+        } else {
+            for p in record.iter() {
+                base_pair(p, used, out);
+            }
+        }
+        for (i, (k, _)) in fields.iter().enumerate() {
+            if used[i] {
+                continue;
+            }
+            let last = last_field(k.as_bytes()).unwrap_or(i);
+            mark(used, k.as_bytes());
+            if removed(k.as_bytes()) {
+                continue;
+            }
+            msgpack::write_str(out, k.as_bytes());
+            out.extend_from_slice(&scratch[fields[last].1.clone()]);
+            count += 1;
+        }
+        msgpack::patch_container_header(out, at, count, true);
+    }
+
+    /// The event time from `renew_time_key` (Ruby's `Time.at(value.to_f)`).
+    fn renewed_time(&self, record: RecordRef<'_>) -> Result<Option<EventTime>, String> {
+        let Some(k) = &self.renew_time_key else { return Ok(None) };
+        let Some(raw) = record.get(k) else { return Ok(None) };
+        let f = match decode_value(raw) {
+            Value::Integer(i) => i.as_f64().unwrap_or(0.0),
+            Value::F32(f) => f64::from(f),
+            Value::F64(f) => f,
+            Value::String(s) => sluice_ruby::expr::str_to_f(s.as_str().unwrap_or("")),
+            Value::Nil => 0.0,
+            other => return Err(format!("undefined method 'to_f' for {}", sluice_event::record::value_kind(&other))),
+        };
+        let sec = f.floor();
+        Ok(Some(EventTime::new(sec as i64, ((f - sec) * 1e9).floor() as u32)))
+    }
+
+    /// Transform one event into `out` (a record map); returns its time.
+    fn transform<'s>(
+        &'s self,
         tagcx: &TagCx<'_>,
         time: EventTime,
         record: RecordRef<'_>,
-    ) -> Result<(EventTime, Record), String> {
+        out: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+        fields: &mut Vec<Field<'s>>,
+    ) -> Result<EventTime, String> {
         let record_rv = if self.needs_record_rvalue {
             Some(RValue::from_value(&record.to_record().map_err(|e| e.to_string())?.into_value()))
         } else {
             None
         };
         let cx = EventCx { tagcx, time, record, record_rv, hostname: &self.hostname, worker_id: self.worker_id };
-        let original = record.to_record().map_err(|e| e.to_string())?;
-        let mut new = if self.renew_record {
-            let mut r = Record::new();
-            for k in &self.keep {
-                if let Some(v) = original.get(k) {
-                    r.insert(k, v.clone());
-                }
+        scratch.clear();
+        fields.clear();
+        self.fields(&cx, scratch, fields)?;
+        let start = out.len();
+        self.assemble(record, fields, scratch, out);
+        if self.renew_time_key.is_none() && self.remove_nested.is_empty() {
+            return Ok(time);
+        }
+        let new = RecordRef::new(&out[start..]).map_err(|e| e.to_string())?;
+        let time = self.renewed_time(new)?.unwrap_or(time);
+        if !self.remove_nested.is_empty() {
+            let mut rec = new.to_record().map_err(|e| e.to_string())?;
+            for acc in &self.remove_nested {
+                acc.delete(&mut rec);
             }
-            r
-        } else {
-            original
-        };
-        for (k, v) in &self.map {
-            let key = rubyfmt::to_s(&self.expand_str(k, &cx)?);
-            let value = self.expand(v, &cx)?;
-            new.insert(&key, value);
+            out.truncate(start);
+            rec.write_msgpack(out);
         }
-        let mut time = time;
-        if let Some(k) = &self.renew_time_key
-            && let Some(v) = new.get(k)
-        {
-            let f = match v {
-                Value::Integer(i) => i.as_f64().unwrap_or(0.0),
-                Value::F32(f) => f64::from(*f),
-                Value::F64(f) => *f,
-                Value::String(s) => sluice_ruby::expr::str_to_f(s.as_str().unwrap_or("")),
-                Value::Nil => 0.0,
-                other => {
-                    return Err(format!("undefined method 'to_f' for {}", sluice_event::record::value_kind(other)));
-                }
-            };
-            let sec = f.floor();
-            time = EventTime::new(sec as i64, ((f - sec) * 1e9).floor() as u32);
-        }
-        for acc in &self.remove {
-            acc.delete(&mut new);
-        }
-        Ok((time, new))
+        Ok(time)
     }
 
     /// Fluentd warns for every event; once per placeholder is enough to be noticed.
@@ -484,15 +621,14 @@ impl RecordTransformer {
 impl Filter for RecordTransformer {
     fn filter(&self, tag: &str, es: EventStream, cx: &FilterCx<'_>) -> EventStream {
         let tagcx = TagCx::new(tag);
-        let mut b = EventStreamBuilder::with_capacity(es.as_bytes().len() + es.len() * 32);
+        let mut b = EventStreamBuilder::with_capacity(es.as_bytes().len() + es.len() * 64);
+        let mut rec = Vec::with_capacity(256);
+        let mut scratch = Vec::with_capacity(128);
+        let mut fields = Vec::with_capacity(self.map.len());
         for ev in &es {
-            match self.transform(&tagcx, ev.time, ev.record) {
-                Ok((t, rec)) => {
-                    let _ = b.push_with(t, |out| -> Result<(), ()> {
-                        rec.write_msgpack(out);
-                        Ok(())
-                    });
-                }
+            rec.clear();
+            match self.transform(&tagcx, ev.time, ev.record, &mut rec, &mut scratch, &mut fields) {
+                Ok(t) => b.push_raw(t, &rec),
                 Err(e) => cx.error_event(tag, ev.time, ev.record, &e),
             }
         }
@@ -579,9 +715,11 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Filter>> 
             }
         }
     }
+    let (top, nested): (Vec<Accessor>, Vec<Accessor>) = remove.into_iter().partition(|a| a.top_key().is_some());
     Some(Box::new(RecordTransformer {
         map,
-        remove,
+        remove_top: top.iter().filter_map(|a| a.top_key().map(String::from)).collect(),
+        remove_nested: nested,
         keep: p.keep_keys.unwrap_or_default(),
         renew_record: p.renew_record,
         renew_time_key: p.renew_time_key,
