@@ -121,6 +121,11 @@ pub trait Params: Sized {
     fn from_element(el: &Element, cx: &mut ConfigureCx<'_>) -> Option<Self>;
 }
 
+/// An error that has already been reported to [`Diagnostics`]; callers
+/// only need to know that the value is unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported;
+
 /// Keys every plugin element accepts, handled by the runtime.
 pub const RESERVED_KEYS: [&str; 7] = ["@type", "@id", "@label", "@log_level", "type", "id", "log_level"];
 
@@ -168,8 +173,8 @@ impl<'d> ConfigureCx<'d> {
     /// Read one declared parameter. `Ok(None)` means absent and optional.
     ///
     /// # Errors
-    /// `Err(())` after reporting a missing required value or a bad value.
-    pub fn param<T: ParamValue>(&mut self, el: &Element, spec: &ParamSpec) -> Result<Option<T>, ()> {
+    /// [`Reported`] after reporting a missing required value or a bad value.
+    pub fn param<T: ParamValue>(&mut self, el: &Element, spec: &ParamSpec) -> Result<Option<T>, Reported> {
         let (raw, span) = if spec.from_arg {
             if el.arg.is_empty() { (None, el.span) } else { (Some(el.arg.clone()), el.arg_span) }
         } else {
@@ -178,7 +183,7 @@ impl<'d> ConfigureCx<'d> {
                 Some(p) => {
                     if let Some(msg) = spec.obsoleted {
                         self.error(p.key_span, format!("'{}' parameter is already removed: {msg}", spec.name));
-                        return Err(());
+                        return Err(Reported);
                     }
                     if let Some(msg) = spec.deprecated {
                         self.warn(p.key_span, format!("'{}' parameter is deprecated: {msg}", spec.name));
@@ -211,7 +216,7 @@ impl<'d> ConfigureCx<'d> {
                             format!("{what} is required")
                         };
                         self.error(span, msg);
-                        return Err(());
+                        return Err(Reported);
                     }
                     None => None,
                 }
@@ -244,13 +249,13 @@ impl<'d> ConfigureCx<'d> {
                     format!("BUG: default of '{}' does not parse: {reason}", spec.name)
                 };
                 self.error(span, msg);
-                Err(())
+                Err(Reported)
             }
         }
     }
 
     /// Read nested sections named like `sub` and parse each with `S`.
-    pub fn sections<S: Params>(&mut self, el: &Element, sub: &SubSectionSpec) -> Result<Vec<S>, ()> {
+    pub fn sections<S: Params>(&mut self, el: &Element, sub: &SubSectionSpec) -> Result<Vec<S>, Reported> {
         let mut out = Vec::new();
         let mut failed = false;
         for child in self.matching_children(el, sub)? {
@@ -268,24 +273,24 @@ impl<'d> ConfigureCx<'d> {
                 None => failed = true,
             }
         }
-        if failed { Err(()) } else { Ok(out) }
+        if failed { Err(Reported) } else { Ok(out) }
     }
 
     /// Nested sections named like `sub`, kept as raw elements.
-    pub fn raw_sections(&mut self, el: &Element, sub: &SubSectionSpec) -> Result<Vec<Element>, ()> {
+    pub fn raw_sections(&mut self, el: &Element, sub: &SubSectionSpec) -> Result<Vec<Element>, Reported> {
         Ok(self.matching_children(el, sub)?.into_iter().cloned().collect())
     }
 
-    fn matching_children<'e>(&mut self, el: &'e Element, sub: &SubSectionSpec) -> Result<Vec<&'e Element>, ()> {
+    fn matching_children<'e>(&mut self, el: &'e Element, sub: &SubSectionSpec) -> Result<Vec<&'e Element>, Reported> {
         let found: Vec<&Element> =
             el.elements.iter().filter(|e| e.name == sub.name || sub.aliases.contains(&e.name.as_str())).collect();
         if sub.required && found.is_empty() {
             self.error(el.span, format!("'<{}>' sections are required", sub.name));
-            return Err(());
+            return Err(Reported);
         }
         if !sub.multi && found.len() > 1 {
             self.error(found[1].span, format!("'<{}>' section cannot be written twice or more", sub.name));
-            return Err(());
+            return Err(Reported);
         }
         Ok(found)
     }

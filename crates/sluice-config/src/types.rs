@@ -172,7 +172,7 @@ impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let units = [(1u64 << 40, "t"), (1 << 30, "g"), (1 << 20, "m"), (1 << 10, "k")];
         for (n, u) in units {
-            if self.0 >= n && self.0 % n == 0 {
+            if self.0 >= n && self.0.is_multiple_of(n) {
                 return write!(f, "{}{u}", self.0 / n);
             }
         }
@@ -233,7 +233,7 @@ impl TimeSpan {
 
     /// As a `Duration` (negative values clamp to zero).
     pub fn duration(self) -> std::time::Duration {
-        std::time::Duration::from_secs_f64(self.0.max(0.0).min(1e12))
+        std::time::Duration::from_secs_f64(self.0.clamp(0.0, 1e12))
     }
 }
 

@@ -182,7 +182,7 @@ fn params_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 quote!(cx.sections::<#inner>(el, &spec.sections[#idx]))
             };
             reads.push(quote! {
-                let #ident = match #call { Ok(v) => Some(v), Err(()) => { ok = false; None } };
+                let #ident = match #call { Ok(v) => Some(v), Err(_) => { ok = false; None } };
             });
             let build = if multi {
                 quote!(#ident: #ident?)
@@ -257,7 +257,7 @@ fn params_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         });
         reads.push(quote! {
-            let #ident: Option<#inner> = match cx.param::<#inner>(el, &spec.params[#idx]) { Ok(v) => v, Err(()) => { ok = false; None } };
+            let #ident: Option<#inner> = match cx.param::<#inner>(el, &spec.params[#idx]) { Ok(v) => v, Err(_) => { ok = false; None } };
         });
         builds.push(if optional { quote!(#ident) } else { quote!(#ident: #ident?) });
     }

@@ -385,7 +385,7 @@ fn conv(out: &mut Vec<u8>, flags: Flags, width: Option<usize>, colons: u8, c: u8
         b'H' => pad_num(out, i64::from(tm.hour), 2, b'0', flags, width),
         b'k' => pad_num(out, i64::from(tm.hour), 2, b' ', flags, width),
         b'I' | b'l' => {
-            let h = if tm.hour % 12 == 0 { 12 } else { tm.hour % 12 };
+            let h = if tm.hour.is_multiple_of(12) { 12 } else { tm.hour % 12 };
             pad_num(out, i64::from(h), 2, if c == b'I' { b'0' } else { b' ' }, flags, width)
         }
         b'P' => pad_text(out, if tm.hour < 12 { "am" } else { "pm" }, flags, width),

@@ -270,7 +270,7 @@ fn lex(src: &str) -> Result<Vec<Tok>, ExprError> {
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
                 i += 1;
             }
-            if i < b.len() && (b[i] == b'?' || b[i] == b'!') && !(b.get(i + 1) == Some(&b'=')) {
+            if i < b.len() && (b[i] == b'?' || b[i] == b'!') && b.get(i + 1) != Some(&b'=') {
                 // method names like nil? / empty? / include? (but not `a != b`)
                 let prev_dot = matches!(toks.last(), Some(Tok::Op(".")));
                 if prev_dot {

@@ -320,7 +320,7 @@ impl Builder<'_, '_> {
         };
         let spec = (def.spec)();
         let build = def.build;
-        let out = self.with_plugin(el, info.clone(), label, spec, |e, cx| build(e, cx))?;
+        let out = self.with_plugin(el, info.clone(), label, spec, build)?;
         Some(Arc::new(OutputInstance { info, output: out }))
     }
 
@@ -332,7 +332,7 @@ impl Builder<'_, '_> {
         };
         let spec = (def.spec)();
         let build = def.build;
-        let f = self.with_plugin(el, info.clone(), label, spec, |e, cx| build(e, cx))?;
+        let f = self.with_plugin(el, info.clone(), label, spec, build)?;
         Some(Arc::new(FilterInstance { info, filter: f }))
     }
 
@@ -344,7 +344,7 @@ impl Builder<'_, '_> {
         };
         let spec = (def.spec)();
         let build = def.build;
-        let input = self.with_plugin(el, info.clone(), label, spec, |e, cx| build(e, cx))?;
+        let input = self.with_plugin(el, info.clone(), label, spec, build)?;
         if self.announce {
             crate::info!(self.env.log.for_plugin(None, None), "adding source", "type" => ty.as_str());
         }

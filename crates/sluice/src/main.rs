@@ -77,9 +77,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// A plugin name and its declaration.
+type Doc = (&'static str, fn() -> &'static sluice_config::SectionSpec);
+
 fn plugin_doc(name: Option<&str>, kind: Option<&str>, list: bool) -> ExitCode {
     let r = registry::registry();
-    let kinds: [(&str, Vec<(&str, fn() -> &'static sluice_config::SectionSpec)>); 4] = [
+    let kinds: [(&str, Vec<Doc>); 4] = [
         ("input", r.inputs.iter().map(|d| (d.name, d.spec)).collect()),
         ("output", r.outputs.iter().map(|d| (d.name, d.spec)).collect()),
         ("filter", r.filters.iter().map(|d| (d.name, d.spec)).collect()),
