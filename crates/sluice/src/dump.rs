@@ -6,10 +6,18 @@ use crate::plugin::registry;
 use sluice_config::{Element, SectionSpec};
 use std::fmt::Write as _;
 
-/// Render `root` with two-space indentation.
+/// Finds the declaration of a section: (parent's declaration, the section, its depth).
+pub type SpecLookup<'a> = &'a dyn Fn(Option<&'static SectionSpec>, &Element, usize) -> Option<&'static SectionSpec>;
+
+/// Render `root` with two-space indentation, using the built-in plugins' declarations.
 pub fn dump(root: &Element) -> String {
+    dump_with(root, &spec_for_child)
+}
+
+/// Render `root` with declarations from `lookup`.
+pub fn dump_with(root: &Element, lookup: SpecLookup<'_>) -> String {
     let mut out = String::new();
-    write_element(&mut out, root, None, 0);
+    write_element(&mut out, root, None, 0, lookup);
     out.trim_end().to_string()
 }
 
@@ -51,7 +59,13 @@ fn escape(v: &str) -> String {
     s
 }
 
-fn write_element(out: &mut String, el: &Element, spec: Option<&'static SectionSpec>, depth: usize) {
+fn write_element(
+    out: &mut String,
+    el: &Element,
+    spec: Option<&'static SectionSpec>,
+    depth: usize,
+    lookup: SpecLookup<'_>,
+) {
     let ind = "  ".repeat(depth);
     if el.arg.is_empty() {
         let _ = writeln!(out, "{ind}<{}>", el.name);
@@ -78,7 +92,7 @@ fn write_element(out: &mut String, el: &Element, spec: Option<&'static SectionSp
         let _ = writeln!(out, "{ind}  {} {value}", p.key);
     }
     for c in &el.elements {
-        write_element(out, c, spec_for_child(spec, c, depth), depth + 1);
+        write_element(out, c, lookup(spec, c, depth), depth + 1, lookup);
     }
     let _ = writeln!(out, "{ind}</{}>", el.name);
 }
@@ -86,8 +100,51 @@ fn write_element(out: &mut String, el: &Element, spec: Option<&'static SectionSp
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_config::{Diagnostics, SourceMap};
+    use sluice_config::{Diagnostics, Params, Secret, SourceMap};
     use std::path::Path;
+
+    /// A plugin with secrets, like out_forward's `<security>`.
+    #[derive(Params)]
+    #[allow(dead_code)]
+    struct WithSecret {
+        /// A host.
+        host: String,
+        /// The key.
+        #[param(secret)]
+        shared_key: Secret,
+        /// Nested.
+        #[section(name = "server")]
+        server: Vec<ServerSecret>,
+    }
+
+    #[derive(Params)]
+    #[allow(dead_code)]
+    struct ServerSecret {
+        /// Password.
+        #[param(secret, default = "")]
+        password: Secret,
+    }
+
+    #[test]
+    fn secrets_are_masked_at_every_depth() {
+        let text = "<match **>\n  @type fake\n  host h\n  shared_key s3cr3t\n  <server>\n    password hunter2\n  </server>\n</match>\n";
+        let mut sm = SourceMap::new();
+        let mut d = Diagnostics::new(false);
+        let root =
+            sluice_config::parse_str(Path::new("t"), "t", text.into(), &sluice_config::parser::NoEval, &mut sm, &mut d)
+                .unwrap();
+        let lookup = |parent: Option<&'static SectionSpec>, c: &Element, depth: usize| {
+            if depth == 0 { Some(WithSecret::spec()) } else { parent?.section(&c.name)?.spec.map(|f| f()) }
+        };
+        let out = dump_with(&root, &lookup);
+        assert!(!out.contains("s3cr3t") && !out.contains("hunter2"), "{out}");
+        assert!(
+            out.contains("    shared_key xxxxxx\n")
+                && out.contains("      password xxxxxx\n")
+                && out.contains("    host \"h\"\n"),
+            "{out}"
+        );
+    }
 
     #[test]
     fn quotes_strings_and_masks_nothing_undeclared() {
