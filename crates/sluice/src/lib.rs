@@ -12,6 +12,7 @@
 //!
 //! [`EventStream`]: sluice_event::EventStream
 
+pub mod buffer;
 pub mod compat;
 pub mod dump;
 pub mod engine;

@@ -12,7 +12,7 @@ pub struct NullParams {
     pub never_flush: bool,
     /// Buffering (accepted; nothing is kept).
     #[section(name = "buffer")]
-    pub buffer: Option<Element>,
+    pub buffer: Option<crate::buffer::BufferParams>,
 }
 
 /// The null output.
@@ -29,5 +29,10 @@ impl Output for NullOutput {
 /// Factory.
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Output>> {
     let p = NullParams::from_element(el, cx.cfg)?;
+    if let (Some(b), Some(bel)) = (&p.buffer, el.elements.iter().find(|e| e.name == "buffer"))
+        && !crate::buffer::validate(b, bel, cx)
+    {
+        return None;
+    }
     Some(Box::new(NullOutput { never_flush: p.never_flush }))
 }

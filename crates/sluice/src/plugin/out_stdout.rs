@@ -23,7 +23,7 @@ pub struct StdoutParams {
     pub inject: Option<Element>,
     /// Buffering (events are currently written as they arrive).
     #[section(name = "buffer")]
-    pub buffer: Option<Element>,
+    pub buffer: Option<crate::buffer::BufferParams>,
 }
 
 /// The stdout output.
@@ -75,8 +75,12 @@ impl Output for StdoutOutput {
 /// Factory.
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Output>> {
     let p = StdoutParams::from_element(el, cx.cfg)?;
-    if let Some(b) = &p.buffer {
-        cx.cfg.warn(b.span, "<buffer> on the stdout output is not implemented yet; events are written as they arrive");
+    if let (Some(b), Some(bel)) = (&p.buffer, el.elements.iter().find(|e| e.name == "buffer")) {
+        if !crate::buffer::validate(b, bel, cx) {
+            return None;
+        }
+        cx.cfg
+            .warn(bel.span, "<buffer> on the stdout output is not implemented yet; events are written as they arrive");
     }
     let formatter = formatter::build(p.format.as_ref(), "stdout", cx)?;
     let inject = Inject::build(p.inject.as_ref(), cx)?;
