@@ -186,3 +186,49 @@ fn convert_buffer(el: &mut Element, declared: &dyn Fn(&str) -> bool, what: &str,
         el.elements.push(buf);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_config::{SourceMap, params::Params};
+    use std::path::Path;
+
+    fn convert_text(text: &str) -> (Element, Diagnostics) {
+        let mut sm = SourceMap::new();
+        let mut d = Diagnostics::new(false);
+        let root =
+            sluice_config::parse_str(Path::new("t"), "t", text.into(), &sluice_config::parser::NoEval, &mut sm, &mut d)
+                .unwrap();
+        let mut el = root.elements[0].clone();
+        convert(&mut el, crate::plugin::out_stdout::StdoutParams::spec(), "match plugin 'stdout'", &mut d);
+        (el, d)
+    }
+
+    #[test]
+    fn v012_buffer_parameters_become_a_buffer_section() {
+        let (el, d) = convert_text(
+            "<match **>\n  @type stdout\n  buffer_type file\n  buffer_path /var/log/buf\n  num_threads 4\n  buffer_queue_full_action exception\n  time_slice_format %Y%m%d%H\n  utc\n</match>\n",
+        );
+        let b = el.elements.iter().find(|e| e.name == "buffer").unwrap();
+        assert_eq!(b.arg, "time");
+        assert_eq!(b.get("@type"), Some("file"));
+        assert_eq!(b.get("path"), Some("/var/log/buf"));
+        assert_eq!(b.get("flush_thread_count"), Some("4"));
+        assert_eq!(b.get("overflow_action"), Some("throw_exception"));
+        assert_eq!(b.get("timekey"), Some("3600"));
+        assert_eq!(b.get("timekey_use_utc"), Some("true"));
+        assert!(!el.has("buffer_type") && !el.has("utc"));
+        assert_eq!(d.len(), 5, "one deprecation warning per mapped key");
+    }
+
+    #[test]
+    fn existing_sections_are_left_alone() {
+        let (el, d) =
+            convert_text("<match **>\n  @type stdout\n  flush_interval 2s\n  <buffer>\n  </buffer>\n</match>\n");
+        assert!(el.has("flush_interval"), "reported later as not used");
+        assert_eq!(el.elements.len(), 1);
+        assert!(d.is_empty());
+        let (_, d) = convert_text("<match **>\n  @type stdout\n  time_slice_format %Y\n</match>\n");
+        assert!(d.has_errors());
+    }
+}
