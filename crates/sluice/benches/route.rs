@@ -27,20 +27,26 @@ fn engine(conf: &str) -> Engine {
     build_from_str(conf).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Route to a null output (pattern match cached per tag).
-#[divan::bench]
-fn route_only(bencher: divan::Bencher) {
-    let e = engine("<match app.**>\n  @type null\n</match>\n");
+/// Measure routing `stream()` through the configuration `conf`.
+fn run(bencher: divan::Bencher, conf: &str) {
+    let e = engine(conf);
     let es = stream();
     bencher
         .counter(divan::counter::ItemsCount::new(EVENTS))
         .bench(|| e.router.emit(ROOT, "app.web.access", es.clone()).unwrap());
 }
 
+/// Route to a null output (pattern match cached per tag).
+#[divan::bench]
+fn route_only(bencher: divan::Bencher) {
+    run(bencher, "<match app.**>\n  @type null\n</match>\n");
+}
+
 /// Route through record_transformer with placeholders, then null.
 #[divan::bench]
 fn route_record_transformer(bencher: divan::Bencher) {
-    let e = engine(
+    run(
+        bencher,
         r#"<filter app.**>
   @type record_transformer
   <record>
@@ -54,16 +60,13 @@ fn route_record_transformer(bencher: divan::Bencher) {
 </match>
 "#,
     );
-    let es = stream();
-    bencher
-        .counter(divan::counter::ItemsCount::new(EVENTS))
-        .bench(|| e.router.emit(ROOT, "app.web.access", es.clone()).unwrap());
 }
 
 /// The same with `enable_ruby` expressions.
 #[divan::bench]
 fn route_record_transformer_ruby(bencher: divan::Bencher) {
-    let e = engine(
+    run(
+        bencher,
         r#"<filter app.**>
   @type record_transformer
   enable_ruby
@@ -77,8 +80,4 @@ fn route_record_transformer_ruby(bencher: divan::Bencher) {
 </match>
 "#,
     );
-    let es = stream();
-    bencher
-        .counter(divan::counter::ItemsCount::new(EVENTS))
-        .bench(|| e.router.emit(ROOT, "app.web.access", es.clone()).unwrap());
 }

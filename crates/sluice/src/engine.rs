@@ -246,7 +246,7 @@ impl Builder<'_, '_> {
             }
         };
         let level = match legacy(&mut self.cfg, "log_level", "@log_level") {
-            Some(l) => match Level::parse(&l) {
+            Some(l) => match Level::from_name(&l) {
                 Some(l) => Some(l),
                 None => {
                     let span =

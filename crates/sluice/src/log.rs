@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 /// Severity, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, sluice_config::ParamEnum)]
 pub enum Level {
     Trace,
     Debug,
@@ -33,29 +33,9 @@ pub enum Level {
 }
 
 impl Level {
-    /// Lower-case name, as printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Trace => "trace",
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-            Level::Fatal => "fatal",
-        }
-    }
-
     /// Parse a level name.
-    pub fn parse(s: &str) -> Option<Level> {
-        Some(match s {
-            "trace" => Level::Trace,
-            "debug" => Level::Debug,
-            "info" => Level::Info,
-            "warn" => Level::Warn,
-            "error" => Level::Error,
-            "fatal" => Level::Fatal,
-            _ => return None,
-        })
+    pub fn from_name(s: &str) -> Option<Level> {
+        <Level as sluice_config::ParamValue>::parse(s).ok()
     }
 
     /// Move `steps` levels (negative = more verbose), clamped to trace..=error

@@ -163,7 +163,7 @@ fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let level = system.log_level.level().shift(i32::from(cli.quiet) - i32::from(cli.verbose));
+    let level = system.log_level.shift(i32::from(cli.quiet) - i32::from(cli.verbose));
     let log = Logger::new(sink, level);
     if !cli.plugin_dirs.is_empty() {
         sluice::warn!(log, "-p/--plugin is ignored: sluice has its plugins built in");

@@ -2,32 +2,6 @@
 
 use sluice_config::{Element, ParamEnum, Params, Size, TimeSpan};
 
-/// A log level value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ParamEnum)]
-pub enum LogLevel {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
-    Fatal,
-}
-
-impl LogLevel {
-    /// As the logger's level.
-    pub fn level(self) -> crate::log::Level {
-        use crate::log::Level;
-        match self {
-            LogLevel::Trace => Level::Trace,
-            LogLevel::Debug => Level::Debug,
-            LogLevel::Info => Level::Info,
-            LogLevel::Warn => Level::Warn,
-            LogLevel::Error => Level::Error,
-            LogLevel::Fatal => Level::Fatal,
-        }
-    }
-}
-
 /// Format of sluice's own log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ParamEnum)]
 pub enum LogFormatParam {
@@ -67,7 +41,7 @@ pub struct SystemParams {
     pub root_dir: Option<String>,
     /// Minimum level of sluice's own log.
     #[param(default = "info")]
-    pub log_level: LogLevel,
+    pub log_level: crate::log::Level,
     /// Print a repeated stack trace only once.
     pub suppress_repeated_stacktrace: Option<bool>,
     /// Drop a log line identical to the previous one within this interval.

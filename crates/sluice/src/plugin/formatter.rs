@@ -146,6 +146,31 @@ impl Newline {
     }
 }
 
+/// Line ending parameters shared by the line formatters.
+#[derive(Debug, Clone, Params)]
+pub struct NewlineParams {
+    /// End each record with a newline.
+    #[param(default = "true")]
+    pub add_newline: bool,
+    /// Newline style: lf or crlf.
+    #[param(default = "lf")]
+    pub newline: Newline,
+}
+
+impl NewlineParams {
+    /// The terminator to write, if any.
+    pub fn terminator(&self) -> Option<Newline> {
+        self.add_newline.then_some(self.newline)
+    }
+
+    /// Append the terminator.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        if let Some(n) = self.terminator() {
+            out.extend_from_slice(n.bytes());
+        }
+    }
+}
+
 /// Build the formatter for a plugin's `<format>` section, defaulting to
 /// `default_type`.
 pub fn build(section: Option<&Element>, default_type: &str, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter>> {

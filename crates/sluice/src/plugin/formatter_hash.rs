@@ -1,6 +1,6 @@
 //! `<format> @type hash`: the record as Ruby's `Hash#inspect`.
 
-use super::formatter::{Newline, TimeParams};
+use super::formatter::{Newline, NewlineParams, TimeParams};
 use super::{BuildCx, Formatter};
 use sluice_config::{Element, Params};
 use sluice_event::{EventTime, RecordRef, rubyfmt};
@@ -8,12 +8,9 @@ use sluice_event::{EventTime, RecordRef, rubyfmt};
 /// Formats the record the way Ruby prints a Hash (Ruby 3.4 style: `{"k" => "v"}`).
 #[derive(Debug, Params)]
 pub struct HashFormatParams {
-    /// End each record with a newline.
-    #[param(default = "true")]
-    pub add_newline: bool,
-    /// Newline style: lf or crlf.
-    #[param(default = "lf")]
-    pub newline: Newline,
+    /// Line ending.
+    #[flatten]
+    pub line: NewlineParams,
     /// Time parameters (unused by this formatter).
     #[flatten]
     pub time: TimeParams,
@@ -43,5 +40,5 @@ impl Formatter for HashFormatter {
 /// Factory.
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter>> {
     let p = HashFormatParams::from_element(el, cx.cfg)?;
-    Some(Box::new(HashFormatter::new(p.add_newline.then_some(p.newline))))
+    Some(Box::new(HashFormatter::new(p.line.terminator())))
 }

@@ -1,6 +1,6 @@
 //! `<format> @type json`: the record as one line of JSON.
 
-use super::formatter::{Newline, TimeParams};
+use super::formatter::{Newline, NewlineParams, TimeParams};
 use super::{BuildCx, Formatter};
 use sluice_config::{Element, Params};
 use sluice_event::{EventTime, RecordRef, json};
@@ -11,12 +11,9 @@ pub struct JsonFormatParams {
     /// JSON library Fluentd should use (oj, yajl, json); all produce the same output here.
     #[param(default = "oj")]
     pub json_parser: String,
-    /// End each record with a newline.
-    #[param(default = "true")]
-    pub add_newline: bool,
-    /// Newline style: lf or crlf.
-    #[param(default = "lf")]
-    pub newline: Newline,
+    /// Line ending.
+    #[flatten]
+    pub line: NewlineParams,
     /// Time parameters (unused by this formatter).
     #[flatten]
     pub time: TimeParams,
@@ -47,5 +44,5 @@ impl Formatter for JsonFormatter {
 /// Factory.
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter>> {
     let p = JsonFormatParams::from_element(el, cx.cfg)?;
-    Some(Box::new(JsonFormatter::new(p.add_newline.then_some(p.newline))))
+    Some(Box::new(JsonFormatter::new(p.line.terminator())))
 }

@@ -1,6 +1,6 @@
 //! `<format> @type ltsv`: `label:value` pairs separated by tabs.
 
-use super::formatter::{Newline, TimeParams};
+use super::formatter::{NewlineParams, TimeParams};
 use super::{BuildCx, Formatter};
 use sluice_config::{Element, Params};
 use sluice_event::{EventTime, Record, RecordRef, rubyfmt};
@@ -17,12 +17,9 @@ pub struct LtsvFormatParams {
     /// Replaces occurrences of the delimiter inside values.
     #[param(default = " ")]
     pub replacement: String,
-    /// End each record with a newline.
-    #[param(default = "true")]
-    pub add_newline: bool,
-    /// Newline style: lf or crlf.
-    #[param(default = "lf")]
-    pub newline: Newline,
+    /// Line ending.
+    #[flatten]
+    pub line: NewlineParams,
     /// Time parameters (unused by this formatter).
     #[flatten]
     pub time: TimeParams,
@@ -51,9 +48,7 @@ impl Formatter for LtsvFormatter {
                 out.extend_from_slice(value.replace(&self.p.delimiter, &self.p.replacement).as_bytes());
             }
         }
-        if self.p.add_newline {
-            out.extend_from_slice(self.p.newline.bytes());
-        }
+        self.p.line.write(out);
     }
 }
 

@@ -1,6 +1,6 @@
 //! `<format> @type single_value`: one field's value, raw.
 
-use super::formatter::{Newline, TimeParams};
+use super::formatter::{NewlineParams, TimeParams};
 use super::{BuildCx, Formatter};
 use sluice_config::{Element, Params};
 use sluice_event::{EventTime, RecordRef, rubyfmt};
@@ -11,12 +11,9 @@ pub struct SingleValueFormatParams {
     /// The field to output.
     #[param(default = "message")]
     pub message_key: String,
-    /// End each record with a newline.
-    #[param(default = "true")]
-    pub add_newline: bool,
-    /// Newline style: lf or crlf.
-    #[param(default = "lf")]
-    pub newline: Newline,
+    /// Line ending.
+    #[flatten]
+    pub line: NewlineParams,
     /// Time parameters (unused by this formatter).
     #[flatten]
     pub time: TimeParams,
@@ -35,9 +32,7 @@ impl Formatter for SingleValueFormatter {
                 Err(_) => rubyfmt::write_to_s(out, &super::record_accessor::decode_value(raw)),
             }
         }
-        if self.p.add_newline {
-            out.extend_from_slice(self.p.newline.bytes());
-        }
+        self.p.line.write(out);
     }
 }
 
