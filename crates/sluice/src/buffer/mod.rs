@@ -2,6 +2,7 @@
 //! chunks, flushing and retries.
 
 pub mod params;
+pub mod retry;
 
 pub use params::BufferParams;
 
