@@ -1,6 +1,7 @@
 //! Buffered outputs: the `<buffer>` section and (with the buffer engine) its
 //! chunks, flushing and retries.
 
+pub mod chunk_file;
 pub mod params;
 pub mod retry;
 
