@@ -9,7 +9,9 @@
 //! * `#[param(default = "text", alias = "old", secret, deprecated = "why", obsoleted = "why", name = "key", arg)]`
 //! * `#[section(name = "server", alias = "other")]`: a nested section; the
 //!   field type says how many (`Option<S>`, `Vec<S>`, `S`) and what (`S: Params`
-//!   or `Element` for sections typed by their own `@type`).
+//!   or `Element` for sections typed by their own `@type`). An `Element`
+//!   section read later with known parameters names them with
+//!   `params = Type`, for docs and masking.
 //!
 //! * `#[flatten]`: another `Params` struct read from the same section (shared
 //!   groups such as the time parameters every formatter has).
@@ -73,6 +75,7 @@ struct ParamAttr {
 struct SectionAttr {
     name: Option<String>,
     aliases: Vec<String>,
+    params: Option<syn::Path>,
 }
 
 /// Derive `sluice_config::Params`.
@@ -148,6 +151,8 @@ fn params_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
                         sa.name = Some(m.value()?.parse::<LitStr>()?.value());
                     } else if m.path.is_ident("alias") {
                         sa.aliases.push(m.value()?.parse::<LitStr>()?.value());
+                    } else if m.path.is_ident("params") {
+                        sa.params = Some(m.value()?.parse::<syn::Path>()?);
                     } else {
                         return Err(m.error("unknown section attribute"));
                     }
@@ -164,7 +169,11 @@ fn params_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 (&f.ty, false, true)
             };
             let raw = is_element(inner);
-            let spec_fn = if raw { quote!(None) } else { quote!(Some(<#inner as ::sluice_config::Params>::spec)) };
+            let spec_fn = match (&sa.params, raw) {
+                (Some(p), _) => quote!(Some(<#p as ::sluice_config::Params>::spec)),
+                (None, true) => quote!(None),
+                (None, false) => quote!(Some(<#inner as ::sluice_config::Params>::spec)),
+            };
             let idx = section_specs.len();
             section_specs.push(quote! {
                 ::sluice_config::SubSectionSpec {

@@ -195,6 +195,30 @@ pub struct BuildOptions {
     pub dry_run: bool,
     /// Log "adding match…" lines (worker 0 only, as Fluentd).
     pub announce: bool,
+    /// `<system> root_dir`, `file_permission`, `dir_permission`.
+    pub paths: SystemPaths,
+}
+
+/// The `<system>` settings plugins need for files.
+#[derive(Debug, Clone, Default)]
+pub struct SystemPaths {
+    /// `root_dir`.
+    pub root_dir: Option<String>,
+    /// `file_permission`.
+    pub file_permission: Option<String>,
+    /// `dir_permission`.
+    pub dir_permission: Option<String>,
+}
+
+impl SystemPaths {
+    /// From `<system>`.
+    pub fn from_system(s: &SystemParams) -> Self {
+        SystemPaths {
+            root_dir: s.root_dir.clone(),
+            file_permission: s.file_permission.clone(),
+            dir_permission: s.dir_permission.clone(),
+        }
+    }
 }
 
 struct Builder<'a, 'd> {
@@ -444,6 +468,9 @@ pub fn build(root: &Element, opts: BuildOptions, diags: &mut Diagnostics) -> Opt
             log: opts.log.clone(),
             router: weak.clone(),
             dry_run: opts.dry_run,
+            root_dir: opts.paths.root_dir.clone(),
+            file_permission: opts.paths.file_permission.clone(),
+            dir_permission: opts.paths.dir_permission.clone(),
         };
         let mut b = Builder {
             env: &env,
@@ -496,18 +523,17 @@ pub fn build_from_str(text: &str) -> Result<Engine, String> {
     );
     let engine = root.and_then(|r| {
         let r = select_worker(&r, 0, 1, &mut diags);
-        build(
-            &r,
-            BuildOptions {
-                worker_id: 0,
-                workers: 1,
-                hostname: crate::plugin::hostname(),
-                log,
-                dry_run: false,
-                announce: false,
-            },
-            &mut diags,
-        )
+        let paths = read_system(&r, &mut diags).map(|s| SystemPaths::from_system(&s)).unwrap_or_default();
+        let opts = BuildOptions {
+            worker_id: 0,
+            workers: 1,
+            hostname: crate::plugin::hostname(),
+            log,
+            dry_run: false,
+            announce: false,
+            paths,
+        };
+        build(&r, opts, &mut diags)
     });
     match engine {
         Some(e) if !diags.has_errors() => Ok(e),

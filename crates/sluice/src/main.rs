@@ -168,6 +168,7 @@ fn run(cli: Cli) -> ExitCode {
     if !cli.plugin_dirs.is_empty() {
         sluice::warn!(log, "-p/--plugin is ignored: sluice has its plugins built in");
     }
+    sluice::buffer::engine::MEMORY.set_limit(system.buffer_memory_limit.bytes());
     if system.workers == 0 {
         eprintln!("sluice: invalid number of workers (must be > 0):0");
         return ExitCode::from(1);
@@ -196,6 +197,7 @@ fn run(cli: Cli) -> ExitCode {
             log: log.clone(),
             dry_run: cli.dry_run,
             announce: w == 0 && !cli.dry_run,
+            paths: engine::SystemPaths::from_system(&system),
         };
         if let Some(e) = engine::build(&selected, opts, &mut wd) {
             engines.push(e);

@@ -86,6 +86,9 @@ pub struct SystemParams {
     pub config_include_dir: Option<String>,
     /// Process umask, octal.
     pub umask: Option<String>,
+    /// Most bytes all memory buffers may hold together (sluice); past it, inputs are pushed back.
+    #[param(default = "1g")]
+    pub buffer_memory_limit: Size,
     /// Own-log settings.
     #[section(name = "log")]
     pub log: Option<SystemLogParams>,

@@ -17,7 +17,17 @@ fn env() -> EngineEnv {
         LogSink::new(Box::new(std::io::sink()), sluice::log::LogFormat::Text, "%Y"),
         sluice::log::Level::Info,
     );
-    EngineEnv { worker_id: 0, workers: 1, hostname: "myhost".into(), log, router: Weak::new(), dry_run: true }
+    EngineEnv {
+        worker_id: 0,
+        workers: 1,
+        hostname: "myhost".into(),
+        log,
+        router: Weak::new(),
+        dry_run: true,
+        root_dir: None,
+        file_permission: None,
+        dir_permission: None,
+    }
 }
 
 /// Format `records` (JSON objects) with the `<format>` body `conf`.

@@ -119,7 +119,9 @@ impl Meta {
     /// A message if a field is missing or mistyped.
     pub fn decode(p: &[u8]) -> Result<Meta, String> {
         let rec = sluice_event::RecordRef::new(p).map_err(|e| format!("meta: {e}"))?;
-        let s = |k: &str| rec.get(k).and_then(|v| msgpack::read_str(v, 0).ok()).map(|(b, _)| String::from_utf8_lossy(b).into_owned());
+        let s = |k: &str| {
+            rec.get(k).and_then(|v| msgpack::read_str(v, 0).ok()).map(|(b, _)| String::from_utf8_lossy(b).into_owned())
+        };
         let id_raw = rec.get("id").ok_or("meta: no id")?;
         let (id_bytes, _) = msgpack::read_str(id_raw, 0).map_err(|e| format!("meta id: {e}"))?;
         let id: [u8; 16] = id_bytes.try_into().map_err(|_| "meta: id is not 16 bytes".to_string())?;
@@ -137,7 +139,9 @@ impl Meta {
             let m = sluice_event::RecordRef::new(v).map_err(|e| format!("meta vars: {e}"))?;
             for pair in m.iter() {
                 let k = pair.key_str().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-                let v = msgpack::read_str(pair.value, 0).map(|(b, _)| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                let v = msgpack::read_str(pair.value, 0)
+                    .map(|(b, _)| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
                 vars.push((k, v));
             }
         }
@@ -203,13 +207,12 @@ fn read_block(buf: &[u8], at: usize) -> Result<(u8, u8, u32, std::ops::Range<usi
 /// Parse a whole chunk file. Never fails: damage is reported in [`Parsed`].
 pub fn parse(buf: &[u8]) -> Parsed {
     let mut out = Parsed { meta: None, blocks: Vec::new(), valid_len: 0, damage: None };
-    let mut at = 0;
-    match read_block(buf, 0) {
+    let mut at = match read_block(buf, 0) {
         Ok((KIND_META, _, _, r)) => match Meta::decode(&buf[r.clone()]) {
             Ok(m) => {
                 out.meta = Some(m);
-                at = r.end;
-                out.valid_len = at;
+                out.valid_len = r.end;
+                r.end
             }
             Err(e) => {
                 out.damage = Some(e);
@@ -224,7 +227,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
             out.damage = Some(format!("META block: {e}"));
             return out;
         }
-    }
+    };
     while at < buf.len() {
         match read_block(buf, at) {
             Ok((KIND_RECORDS, flags, records, r)) => {
@@ -250,7 +253,14 @@ mod tests {
     use super::*;
 
     fn meta() -> Meta {
-        Meta { id: [7; 16], tag: Some("app.log".into()), timekey: Some(1_700_000_000), vars: vec![("host".into(), "a".into())], created: 1.5, format: "msgpack".into() }
+        Meta {
+            id: [7; 16],
+            tag: Some("app.log".into()),
+            timekey: Some(1_700_000_000),
+            vars: vec![("host".into(), "a".into())],
+            created: 1.5,
+            format: "msgpack".into(),
+        }
     }
 
     fn file(blocks: &[&[u8]]) -> Vec<u8> {

@@ -1,7 +1,11 @@
 //! Buffered outputs: the `<buffer>` section and (with the buffer engine) its
 //! chunks, flushing and retries.
 
+pub mod chunk;
 pub mod chunk_file;
+pub mod engine;
+pub mod metadata;
+pub mod output;
 pub mod params;
 pub mod retry;
 

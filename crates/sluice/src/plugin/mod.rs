@@ -91,6 +91,12 @@ pub struct EngineEnv {
     pub router: Weak<Router>,
     /// True under `--dry-run`.
     pub dry_run: bool,
+    /// `<system> root_dir`.
+    pub root_dir: Option<String>,
+    /// `<system> file_permission` (octal).
+    pub file_permission: Option<String>,
+    /// `<system> dir_permission` (octal).
+    pub dir_permission: Option<String>,
 }
 
 /// The configure-time context of one plugin.

@@ -12,6 +12,9 @@ pub type OutputBuild = fn(&Element, &mut BuildCx<'_, '_>) -> Option<Box<dyn Outp
 pub type FilterBuild = fn(&Element, &mut BuildCx<'_, '_>) -> Option<Box<dyn Filter>>;
 /// Builds a formatter from its section.
 pub type FormatterBuild = fn(&Element, &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter>>;
+/// Builds an output as a chunk writer (for `<secondary>` and `<store>`s of buffered outputs).
+pub type ChunkBuild =
+    fn(&Element, &mut BuildCx<'_, '_>) -> Option<std::sync::Arc<dyn crate::buffer::output::ChunkOutput>>;
 
 /// One registered plugin.
 pub struct PluginDef<B> {
@@ -25,6 +28,8 @@ pub struct PluginDef<B> {
     pub build: B,
     /// Can run in several workers at once.
     pub multi_workers: bool,
+    /// For outputs: how to build it as a chunk writer, if it can be one.
+    pub chunk: Option<ChunkBuild>,
 }
 
 impl<B> PluginDef<B> {
@@ -43,12 +48,16 @@ pub struct Registry {
 
 macro_rules! def {
     ($name:expr, $aliases:expr, $params:ty, $build:path, $multi:expr) => {
+        def!($name, $aliases, $params, $build, $multi, None)
+    };
+    ($name:expr, $aliases:expr, $params:ty, $build:path, $multi:expr, $chunk:expr) => {
         PluginDef {
             name: $name,
             aliases: $aliases,
             spec: <$params as sluice_config::Params>::spec,
             build: $build,
             multi_workers: $multi,
+            chunk: $chunk,
         }
     };
 }
@@ -61,8 +70,8 @@ pub fn registry() -> &'static Registry {
         Registry {
             inputs: vec![def!("sample", &["dummy"], in_sample::SampleParams, in_sample::build, true)],
             outputs: vec![
-                def!("stdout", &[], out_stdout::StdoutParams, out_stdout::build, true),
-                def!("null", &[], out_null::NullParams, out_null::build, true),
+                def!("stdout", &[], out_stdout::StdoutParams, out_stdout::build, true, Some(out_stdout::build_chunk)),
+                def!("null", &[], out_null::NullParams, out_null::build, true, Some(out_null::build_chunk)),
                 def!("relabel", &[], out_relabel::RelabelParams, out_relabel::build, true),
             ],
             filters: vec![

@@ -1,0 +1,840 @@
+//! Buffered outputs: the engine that owns buffering, flushing, retries, the
+//! `<secondary>` and backups, so an output plugin only says how to write a
+//! chunk and whether a failure is worth retrying ([`ChunkOutput`]).
+//!
+//! * `emit` formats events into chunks (msgpack entries are stored as they
+//!   arrived) and returns at once; a full buffer refuses the stream
+//!   ([`EmitError::Overflow`]) so the input pushes back.
+//! * `flush_thread_count` tasks take queued chunks and write them. A failure
+//!   puts the chunk back and steps the retry state ([`super::retry`]); after
+//!   `retry_secondary_threshold` chunks go to `<secondary>`; when retries are
+//!   exhausted, or a failure is unrecoverable, chunks are written to the
+//!   backup directory — logged and counted, never silently dropped.
+//! * Shutdown: with `flush_at_shutdown` every chunk is flushed; a memory
+//!   chunk that still cannot be written is backed up, a file chunk stays on
+//!   disk and is resumed on the next start.
+
+use super::chunk::{self, Chunk, FileDir, unix_now};
+use super::engine::{Buffer, BufferConfig, Metrics, Mode, Payload, Refused};
+use super::metadata::{ChunkKeys, Metadata, Timekey, hex};
+use super::params::{BufferParams, BufferType, FlushMode};
+use super::retry::{RetryConfig, RetryState};
+use crate::log::{Kv, Logger};
+use crate::plugin::inject::Inject;
+use crate::plugin::{BoxFuture, BuildCx, EmitError, Formatter, Output, StartCx};
+use crate::router::Router;
+use sluice_config::{Element, Params};
+use sluice_event::{EventStream, RecordRef};
+use std::borrow::Cow;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// Why a chunk write failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// Worth retrying (network down, 5xx, timeout).
+    Retryable(String),
+    /// Will never succeed (bad data, 4xx): secondary or backup right away.
+    Unrecoverable(String),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Retryable(m) | WriteError::Unrecoverable(m) => f.write_str(m),
+        }
+    }
+}
+
+/// A boxed chunk write.
+pub type WriteFuture<'a> = Pin<Box<dyn Future<Output = Result<(), WriteError>> + Send + 'a>>;
+
+/// A chunk handed to an output.
+pub struct ChunkView<'a> {
+    /// Chunk id.
+    pub id: [u8; 16],
+    /// Chunk key values (for placeholders).
+    pub meta: &'a Metadata,
+    /// The events as stored (decompressed).
+    pub data: &'a [u8],
+    /// Number of events.
+    pub records: u64,
+    /// `msgpack` if `data` is `[time, record]` entries, else the formatter's name.
+    pub format: &'a str,
+}
+
+impl ChunkView<'_> {
+    /// The events, when the chunk holds msgpack entries.
+    pub fn events(&self) -> Option<EventStream> {
+        (self.format == "msgpack")
+            .then(|| EventStream::from_bytes(bytes::Bytes::copy_from_slice(self.data)).ok())
+            .flatten()
+    }
+
+    /// The chunk id in hex.
+    pub fn id_hex(&self) -> String {
+        hex(&self.id)
+    }
+}
+
+/// An output that writes whole chunks.
+pub trait ChunkOutput: Send + Sync + 'static {
+    /// Write one chunk.
+    fn write<'a>(&'a self, chunk: &'a ChunkView<'a>) -> WriteFuture<'a>;
+}
+
+/// How events are stored in an output's chunks.
+pub enum EventFormat {
+    /// msgpack `[time, record]` entries, as they arrive.
+    Msgpack,
+    /// The output's `<format>` (after `<inject>`).
+    Formatted {
+        /// Formatter name (stored in chunk metadata).
+        name: String,
+        /// The formatter.
+        formatter: Box<dyn Formatter>,
+        /// Fields injected first.
+        inject: Box<Inject>,
+    },
+}
+
+impl EventFormat {
+    fn name(&self) -> &str {
+        match self {
+            EventFormat::Msgpack => "msgpack",
+            EventFormat::Formatted { name, .. } => name,
+        }
+    }
+}
+
+/// Defaults an output sets for its `<buffer>` (Fluentd's `config_set_default`).
+#[derive(Debug, Clone, Copy)]
+pub struct BufferDefaults {
+    /// Default chunk keys.
+    pub chunk_keys: &'static str,
+    /// Default buffer type.
+    pub buffer_type: &'static str,
+    /// Default timekey.
+    pub timekey: Option<&'static str>,
+    /// Default of flush_at_shutdown (else by buffer type).
+    pub flush_at_shutdown: Option<bool>,
+    /// Default chunk_limit_size (else by buffer type).
+    pub chunk_limit_size: Option<&'static str>,
+}
+
+impl BufferDefaults {
+    /// Memory buffer, `tag` chunk key (stdout, null, forward).
+    pub const TAG: BufferDefaults = BufferDefaults {
+        chunk_keys: "tag",
+        buffer_type: "memory",
+        timekey: None,
+        flush_at_shutdown: None,
+        chunk_limit_size: None,
+    };
+
+    /// The `(param, default)` overrides for [`sluice_config::ConfigureCx`].
+    pub fn overrides(&self) -> Vec<(&'static str, &'static str)> {
+        let mut v = vec![("chunk_keys", self.chunk_keys), ("@type", self.buffer_type)];
+        if let Some(t) = self.timekey {
+            v.push(("timekey", t));
+        }
+        if let Some(c) = self.chunk_limit_size {
+            v.push(("chunk_limit_size", c));
+        }
+        v
+    }
+}
+
+struct Shared {
+    buffer: Buffer,
+    format: EventFormat,
+    primary: Arc<dyn ChunkOutput>,
+    secondary: Option<Arc<dyn ChunkOutput>>,
+    retry_cfg: RetryConfig,
+    retry: Mutex<Option<RetryState>>,
+    flush_threads: u32,
+    thread_interval: f64,
+    burst_interval: f64,
+    flush_at_shutdown: bool,
+    backup_dir: PathBuf,
+    disable_backup: bool,
+    log: Logger,
+    router: Weak<Router>,
+    notify: tokio::sync::Notify,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    stopping: AtomicBool,
+    last_overflow_warn: AtomicU64,
+    suppressed_overflow: AtomicU64,
+}
+
+/// A buffered output: the engine around a [`ChunkOutput`].
+pub struct BufferedOutput {
+    s: Arc<Shared>,
+}
+
+impl BufferedOutput {
+    /// The buffer (tests, metrics).
+    pub fn buffer(&self) -> &Buffer {
+        &self.s.buffer
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.s.buffer.metrics
+    }
+}
+
+/// Read the `<buffer>` section with an output's defaults, check it, and
+/// build the buffered engine around `primary`.
+#[allow(clippy::too_many_arguments)]
+pub fn build(
+    buffer_el: Option<&Element>,
+    secondary_el: Option<&Element>,
+    defaults: BufferDefaults,
+    format: EventFormat,
+    primary: Arc<dyn ChunkOutput>,
+    cx: &mut BuildCx<'_, '_>,
+) -> Option<Box<dyn Output>> {
+    let empty = Element::new("buffer", "");
+    let el = buffer_el.unwrap_or(&empty);
+    cx.cfg.path.push(el.display_name());
+    let saved = std::mem::replace(&mut cx.cfg.defaults, defaults.overrides());
+    let p = BufferParams::from_element(el, cx.cfg);
+    cx.cfg.defaults = saved;
+    cx.cfg.path.pop();
+    let p = p?;
+    if !super::validate(&p, el, cx) {
+        return None;
+    }
+    let (cfg, keys, dir, flush_at_shutdown) = resolve(&p, el, defaults, &format, cx)?;
+    let secondary = match secondary_el {
+        Some(s) => Some(build_secondary(s, &format, cx)?),
+        None => None,
+    };
+    let worker_dir = format!("worker{}", cx.env.worker_id);
+    let backup_dir = match cx.env.root_dir.clone() {
+        Some(root) => PathBuf::from(root).join("backup").join(&worker_dir).join(&cx.info.id),
+        None => std::env::temp_dir().join("sluice").join("backup").join(&worker_dir).join(&cx.info.id),
+    };
+    let s = Shared {
+        buffer: Buffer::new(cfg, keys, dir),
+        format,
+        primary,
+        retry_cfg: RetryConfig::from_params(&p, secondary.is_some()),
+        secondary,
+        retry: Mutex::new(None),
+        flush_threads: p.flush_thread_count.max(1),
+        thread_interval: p.flush_thread_interval.max(0.001),
+        burst_interval: p.flush_thread_burst_interval.max(0.0),
+        flush_at_shutdown,
+        backup_dir,
+        disable_backup: p.disable_chunk_backup,
+        log: cx.info.log.clone(),
+        router: cx.env.router.clone(),
+        notify: tokio::sync::Notify::new(),
+        tasks: Mutex::new(Vec::new()),
+        stopping: AtomicBool::new(false),
+        last_overflow_warn: AtomicU64::new(0),
+        suppressed_overflow: AtomicU64::new(0),
+    };
+    Some(Box::new(BufferedOutput { s: Arc::new(s) }))
+}
+
+type Resolved = (BufferConfig, ChunkKeys, Option<FileDir>, bool);
+
+fn resolve(
+    p: &BufferParams,
+    el: &Element,
+    defaults: BufferDefaults,
+    format: &EventFormat,
+    cx: &mut BuildCx<'_, '_>,
+) -> Option<Resolved> {
+    cx.cfg.path.push(el.display_name());
+    let r = resolve_in(p, el, defaults, format, cx);
+    cx.cfg.path.pop();
+    r
+}
+
+fn resolve_in(
+    p: &BufferParams,
+    el: &Element,
+    defaults: BufferDefaults,
+    format: &EventFormat,
+    cx: &mut BuildCx<'_, '_>,
+) -> Option<Resolved> {
+    let file = p.r#type != BufferType::Memory;
+    let zone = if p.timekey_use_utc {
+        sluice_event::Zone::Utc
+    } else {
+        match p.timekey_zone.as_deref().map(sluice_event::Zone::parse) {
+            Some(Ok(z)) => z,
+            Some(Err(e)) => {
+                cx.cfg.error(el.param("timekey_zone").map_or(el.span, |x| x.value_span), e);
+                return None;
+            }
+            None => sluice_event::Zone::local(),
+        }
+    };
+    let timekey = p.timekey.map(|t| Timekey { size: (t.secs() as i64).max(1), zone });
+    let keys = match ChunkKeys::parse(&p.chunk_keys, timekey) {
+        Ok(k) => k,
+        Err(e) => {
+            cx.cfg.error(if el.arg.is_empty() { el.span } else { el.arg_span }, e);
+            return None;
+        }
+    };
+    let chunk_limit = p.chunk_limit_size.map(|s| s.bytes()).unwrap_or(if file { 256 << 20 } else { 8 << 20 });
+    let mut total_limit = p.total_limit_size.map(|s| s.bytes()).unwrap_or(if file { 64 << 30 } else { 512 << 20 });
+    if let Some(q) = p.queue_limit_length {
+        total_limit = q.saturating_mul(chunk_limit);
+    }
+    if chunk_limit > total_limit {
+        cx.cfg.error(
+            el.span,
+            format!("chunk_limit_size ({chunk_limit}) is larger than total_limit_size ({total_limit})"),
+        );
+        return None;
+    }
+    let mode = match p.flush_mode {
+        FlushMode::Default if keys.time.is_some() => Mode::Lazy,
+        FlushMode::Default => Mode::Interval,
+        FlushMode::Lazy => Mode::Lazy,
+        FlushMode::Interval => Mode::Interval,
+        FlushMode::Immediate => Mode::Immediate,
+    };
+    if p.flush_mode != FlushMode::Interval && p.flush_mode != FlushMode::Default && el.has("flush_interval") {
+        cx.cfg.error(
+            el.param("flush_interval").map_or(el.span, |x| x.key_span),
+            format!(
+                "'flush_interval' can't be specified when 'flush_mode' is not 'interval' explicitly: '{}'",
+                p.flush_mode
+            ),
+        );
+        return None;
+    }
+    if p.flush_mode == FlushMode::Default && mode == Mode::Lazy && el.has("flush_interval") {
+        cx.cfg.warn(
+            el.param("flush_interval").map_or(el.span, |x| x.key_span),
+            "'flush_interval' is ignored because default 'flush_mode' is not 'interval': 'lazy'",
+        );
+    }
+    let dir = if file {
+        let worker = (cx.env.workers > 1).then(|| format!("worker{}", cx.env.worker_id));
+        let (dir, prefix, suffix) = match &p.path {
+            Some(path) => {
+                let (d, pre, suf) = match path.rsplit_once('/') {
+                    Some((d, name)) if name.contains('*') => {
+                        let (a, b) = name.split_once('*').unwrap_or((name, ""));
+                        (PathBuf::from(d), a.trim_end_matches('.').to_string(), b.to_string())
+                    }
+                    _ => (PathBuf::from(path), "buffer".to_string(), p.path_suffix.clone()),
+                };
+                let d = match &worker {
+                    Some(w) => d.join(w),
+                    None => d,
+                };
+                (d, pre, if suf.is_empty() { p.path_suffix.clone() } else { suf })
+            }
+            None => match (&cx.env.root_dir, cx.info.has_id) {
+                (Some(root), true) => (
+                    PathBuf::from(root).join(format!("worker{}", cx.env.worker_id)).join(&cx.info.id).join("buffer"),
+                    "buffer".to_string(),
+                    p.path_suffix.clone(),
+                ),
+                _ => {
+                    cx.cfg.error(el.span, "'path' parameter is required for a file buffer (or set <system> root_dir and the plugin's @id)");
+                    return None;
+                }
+            },
+        };
+        let file_mode = chunk::parse_mode(cx.env.file_permission.as_deref(), 0o600);
+        let dir_mode = chunk::parse_mode(cx.env.dir_permission.as_deref(), 0o700);
+        Some(FileDir { dir, prefix, suffix, fsync: p.fsync, file_mode, dir_mode })
+    } else {
+        None
+    };
+    let flush_at_shutdown = p.flush_at_shutdown.or(defaults.flush_at_shutdown).unwrap_or(!file);
+    let cfg = BufferConfig {
+        chunk_limit,
+        records_limit: p.chunk_limit_records.unwrap_or(u64::MAX),
+        total_limit,
+        full_threshold: p.chunk_full_threshold,
+        compress: p.compress,
+        overflow: p.overflow_action,
+        mode,
+        flush_interval: p.flush_interval.secs(),
+        timekey: keys.time.as_ref().map(|t| t.size),
+        timekey_wait: p.timekey_wait.secs(),
+        queued_chunks_limit: p.queued_chunks_limit_size.map_or(p.flush_thread_count.max(1) as usize, |q| q as usize),
+        format: format.name().to_string(),
+    };
+    Some((cfg, keys, dir, flush_at_shutdown))
+}
+
+/// Build a `<secondary>`: an output that can take the primary's chunks.
+fn build_secondary(el: &Element, format: &EventFormat, cx: &mut BuildCx<'_, '_>) -> Option<Arc<dyn ChunkOutput>> {
+    if el.elements.iter().any(|e| e.name == "buffer") {
+        cx.cfg.error(el.span, "<secondary> section cannot have <buffer> section");
+        return None;
+    }
+    let Some(ty) = el.type_name() else {
+        cx.cfg.error(el.span, "Missing '@type' parameter on <secondary> directive");
+        return None;
+    };
+    let Some(def) = crate::plugin::registry::output(ty) else {
+        cx.cfg.error(
+            el.param("@type").map_or(el.span, |p| p.value_span),
+            format!("Unknown output plugin '{ty}' in <secondary>"),
+        );
+        return None;
+    };
+    cx.cfg.path.push(el.display_name());
+    let r = match def.chunk {
+        Some(chunk_build) => chunk_build(el, cx),
+        None => {
+            if !matches!(format, EventFormat::Msgpack) {
+                cx.cfg.warn(el.span, format!("the primary formats its chunks ({}); secondary '{ty}' gets the events only from msgpack chunks. Use secondary_file", format.name()));
+            }
+            (def.build)(el, cx).map(|o| Arc::new(EmitAdapter(o)) as Arc<dyn ChunkOutput>)
+        }
+    };
+    cx.cfg.path.pop();
+    r
+}
+
+/// Lets any output be a `<secondary>`: msgpack chunks are emitted to it as events.
+struct EmitAdapter(Box<dyn Output>);
+
+impl ChunkOutput for EmitAdapter {
+    fn write<'a>(&'a self, chunk: &'a ChunkView<'a>) -> WriteFuture<'a> {
+        Box::pin(async move {
+            let Some(es) = chunk.events() else {
+                return Err(WriteError::Unrecoverable(format!(
+                    "this secondary cannot take chunks formatted as {}",
+                    chunk.format
+                )));
+            };
+            let tag = chunk.meta.tag.as_deref().unwrap_or("");
+            self.0.emit(tag, &es).map_err(|e| WriteError::Retryable(e.to_string()))
+        })
+    }
+}
+
+impl Shared {
+    /// Split a stream into payloads per chunk metadata, formatting events.
+    fn payloads<'e>(&self, tag: &str, es: &'e EventStream) -> Vec<Payload<'e>> {
+        let keys = &self.buffer.keys;
+        if keys.per_stream()
+            && let EventFormat::Msgpack = self.format
+        {
+            return vec![Payload {
+                meta: keys.stream_metadata(tag),
+                data: Cow::Borrowed(es.as_bytes()),
+                records: es.len() as u32,
+                bounds: None,
+            }];
+        }
+        let mut parts: Vec<(Metadata, Vec<u8>, Vec<usize>)> = Vec::new();
+        for ev in es {
+            let meta = if keys.per_stream() { keys.stream_metadata(tag) } else { keys.metadata(tag, &ev) };
+            let idx = match parts.iter().position(|(m, ..)| *m == meta) {
+                Some(i) => i,
+                None => {
+                    parts.push((meta, Vec::with_capacity(es.as_bytes().len()), Vec::new()));
+                    parts.len() - 1
+                }
+            };
+            let (_, data, bounds) = &mut parts[idx];
+            match &self.format {
+                EventFormat::Msgpack => data.extend_from_slice(ev.entry),
+                EventFormat::Formatted { formatter, inject, .. } => {
+                    let rec = inject.apply(tag, ev.time, ev.record);
+                    let rec = RecordRef::new(&rec).unwrap_or(ev.record);
+                    formatter.format(tag, ev.time, rec, data);
+                }
+            }
+            bounds.push(data.len());
+        }
+        parts
+            .into_iter()
+            .map(|(meta, data, bounds)| Payload {
+                meta,
+                records: bounds.len() as u32,
+                data: Cow::Owned(data),
+                bounds: Some(bounds),
+            })
+            .collect()
+    }
+
+    fn warn_overflow(&self, msg: &str) {
+        let now = unix_now() as u64;
+        let last = self.last_overflow_warn.load(Ordering::Relaxed);
+        if now >= last + 5
+            && self.last_overflow_warn.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            let suppressed = self.suppressed_overflow.swap(0, Ordering::Relaxed);
+            crate::warn!(self.log, msg, "overflow_action" => self.buffer.cfg.overflow.as_str(), "suppressed" => suppressed);
+        } else {
+            self.suppressed_overflow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Write a chunk's events to the backup directory (unless disabled); log either way.
+    fn backup(&self, c: &Chunk, why: &str) {
+        Metrics::inc(&self.buffer.metrics.backup_count);
+        let id = hex(&c.id);
+        if self.disable_backup {
+            crate::error!(self.log, "disable_chunk_backup is true: the chunk is dropped", "chunk_id" => id, "records" => c.records, "reason" => why);
+            return;
+        }
+        let data = match c.read(self.buffer.cfg.chunk_limit.max(1) * 4) {
+            Ok(d) => d,
+            Err(e) => {
+                // Unreadable: keep the file itself.
+                if let Some(p) = c.path() {
+                    let _ = chunk::create_dir_all_mode(&self.backup_dir, 0o700);
+                    let to = self.backup_dir.join(p.file_name().unwrap_or_default());
+                    if std::fs::rename(p, &to).is_ok() {
+                        crate::warn!(self.log, "bad chunk is moved to", "path" => to.display().to_string(), "reason" => why);
+                        return;
+                    }
+                }
+                crate::error!(self.log, "cannot back up a chunk; it is lost", "chunk_id" => id, "records" => c.records, "error" => e.to_string());
+                return;
+            }
+        };
+        let to = self.backup_dir.join(format!("{id}.log"));
+        let r = chunk::create_dir_all_mode(&self.backup_dir, 0o700).and_then(|()| std::fs::write(&to, &data));
+        match r {
+            Ok(()) => {
+                chunk::set_mode(&to, 0o600);
+                crate::warn!(self.log, "bad chunk is moved to", "path" => to.display().to_string(), "records" => c.records, "reason" => why);
+            }
+            Err(e) => {
+                crate::error!(self.log, "cannot back up a chunk; it is lost", "chunk_id" => id, "records" => c.records, "error" => e.to_string());
+            }
+        }
+    }
+
+    /// Back up a chunk that will not be written, then forget it.
+    fn give_up(&self, c: Chunk, why: &str) {
+        self.backup(&c, why);
+        self.buffer.purge(c);
+    }
+
+    async fn write_to(&self, out: &Arc<dyn ChunkOutput>, c: &Chunk, data: &[u8]) -> Result<(), WriteError> {
+        let view = ChunkView { id: c.id, meta: &c.meta, data, records: c.records, format: &self.buffer.cfg.format };
+        out.write(&view).await
+    }
+
+    /// Write one dequeued chunk; returns true if it left the buffer.
+    async fn try_flush(&self, c: Chunk) -> bool {
+        let now = unix_now();
+        let to_secondary = self.secondary.is_some()
+            && self.retry.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|r| r.secondary(now));
+        let data = match c.read(self.buffer.cfg.chunk_limit.saturating_mul(4).max(1 << 20)) {
+            Ok(d) => d,
+            Err(e) => {
+                crate::error!(self.log, "a chunk cannot be read; moving it to the backup directory", "chunk_id" => hex(&c.id), "error" => e.to_string());
+                self.give_up(c, "unreadable chunk");
+                return true;
+            }
+        };
+        let target = if to_secondary { self.secondary.as_ref() } else { Some(&self.primary) };
+        let result = match target {
+            Some(t) => self.write_to(t, &c, &data).await,
+            None => Err(WriteError::Unrecoverable("no output".into())),
+        };
+        match result {
+            Ok(()) => {
+                Metrics::inc(if to_secondary {
+                    &self.buffer.metrics.write_secondary_count
+                } else {
+                    &self.buffer.metrics.write_count
+                });
+                if self.retry.lock().unwrap_or_else(|e| e.into_inner()).take().is_some() {
+                    crate::warn!(self.log, "retry succeeded.", "chunk_id" => hex(&c.id));
+                }
+                self.buffer.purge(c);
+                true
+            }
+            Err(WriteError::Unrecoverable(e)) => {
+                crate::warn!(self.log, "got unrecoverable error in primary and no secondary", "error" => e.clone(), "chunk_id" => hex(&c.id));
+                if let (Some(sec), false) = (&self.secondary, to_secondary) {
+                    match self.write_to(sec, &c, &data).await {
+                        Ok(()) => {
+                            Metrics::inc(&self.buffer.metrics.write_secondary_count);
+                            self.buffer.purge(c);
+                            return true;
+                        }
+                        Err(e2) => crate::warn!(self.log, "secondary failed too", "error" => e2.to_string()),
+                    }
+                }
+                self.give_up(c, &format!("unrecoverable error: {e}"));
+                true
+            }
+            Err(WriteError::Retryable(e)) => {
+                let id = hex(&c.id);
+                self.buffer.takeback(c);
+                self.step_retry(&e, &id, to_secondary);
+                false
+            }
+        }
+    }
+
+    fn step_retry(&self, error: &str, chunk_id: &str, secondary: bool) {
+        Metrics::inc(&self.buffer.metrics.retry_count);
+        let now = unix_now();
+        let mut guard = self.retry.lock().unwrap_or_else(|e| e.into_inner());
+        let first = guard.is_none();
+        let r = guard.get_or_insert_with(|| RetryState::new(self.retry_cfg.clone(), now));
+        if !first || r.limit() {
+            let mut rnd = [0u8; 8];
+            let _ = getrandom::fill(&mut rnd);
+            let rand = (u64::from_le_bytes(rnd) >> 11) as f64 / (1u64 << 53) as f64;
+            if now >= r.next_time() {
+                r.step(now, rand);
+            }
+        }
+        if r.limit() {
+            let steps = r.steps;
+            *guard = None;
+            drop(guard);
+            let chunks = self.buffer.take_queue();
+            let records: u64 = chunks.iter().map(|c| c.records).sum();
+            crate::error!(
+                self.log,
+                "failed to flush the buffer, and hit limit for retries. moving all chunks in the buffer queue to the backup directory.",
+                "retry_times" => steps,
+                "records" => records,
+                "error" => error
+            );
+            for c in chunks {
+                self.backup(&c, "retries exhausted");
+                c.remove();
+            }
+            return;
+        }
+        let next = Kv::Raw(
+            sluice_event::TimeFormatter::new("%Y-%m-%d %H:%M:%S %z", sluice_event::Zone::local())
+                .format_string(sluice_event::EventTime::from_f64(r.next_time().round())),
+        );
+        let msg =
+            if secondary { "failed to flush the buffer with secondary output." } else { "failed to flush the buffer." };
+        crate::warn!(self.log, msg, "retry_times" => r.steps, "next_retry_time" => next, "chunk" => chunk_id, "error" => error);
+    }
+
+    /// Seconds until a flush task should look again.
+    fn wait_after(&self, flushed: bool) -> f64 {
+        let now = unix_now();
+        if let Some(r) = self.retry.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            return (r.next_time() - now).max(0.0);
+        }
+        if flushed && !self.buffer.queue_empty() { self.burst_interval } else { self.thread_interval }
+    }
+
+    async fn flush_loop(self: Arc<Self>, first: bool) {
+        loop {
+            if self.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            if first && self.buffer.enqueue_due(unix_now()) > 0 {
+                self.notify.notify_waiters();
+            }
+            let retry_wait = self
+                .retry
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|r| r.next_time() - unix_now())
+                .filter(|w| *w > 0.0);
+            let flushed = match retry_wait {
+                Some(_) => false,
+                None => match self.buffer.dequeue() {
+                    Some(c) => {
+                        self.try_flush(c).await;
+                        true
+                    }
+                    None => false,
+                },
+            };
+            let wait = if flushed && retry_wait.is_none() {
+                self.wait_after(true)
+            } else {
+                retry_wait.unwrap_or(self.thread_interval).min(self.thread_interval)
+            };
+            if wait > 0.0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs_f64(wait)) => {}
+                    _ = self.notify.notified(), if self.retry.lock().unwrap_or_else(|e| e.into_inner()).is_none() => {}
+                }
+            }
+        }
+    }
+
+    /// Flush what is queued at shutdown, trying each chunk a few times.
+    async fn drain(&self) {
+        let mut attempts = 0;
+        while let Some(c) = self.buffer.dequeue() {
+            let now = unix_now();
+            let to_secondary = self.secondary.is_some()
+                && self.retry.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|r| r.secondary(now));
+            let data = match c.read(self.buffer.cfg.chunk_limit.saturating_mul(4).max(1 << 20)) {
+                Ok(d) => d,
+                Err(_) => {
+                    self.give_up(c, "unreadable chunk at shutdown");
+                    continue;
+                }
+            };
+            let mut result = self
+                .write_to(
+                    if to_secondary { self.secondary.as_ref().unwrap_or(&self.primary) } else { &self.primary },
+                    &c,
+                    &data,
+                )
+                .await;
+            if result.is_err()
+                && let Some(sec) = &self.secondary
+            {
+                result = self.write_to(sec, &c, &data).await;
+            }
+            match result {
+                Ok(()) => {
+                    Metrics::inc(&self.buffer.metrics.write_count);
+                    self.buffer.purge(c);
+                    attempts = 0;
+                }
+                Err(e) => {
+                    attempts += 1;
+                    if attempts < 3 && matches!(e, WriteError::Retryable(_)) {
+                        self.buffer.takeback(c);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                    attempts = 0;
+                    if self.buffer.dir.is_some() {
+                        // A file chunk stays on disk and is resumed at the next start.
+                        crate::warn!(self.log, "cannot flush a chunk at shutdown; it stays in the file buffer for the next start", "chunk_id" => hex(&c.id), "error" => e.to_string());
+                        self.buffer.takeback(c);
+                        return;
+                    }
+                    self.give_up(c, &format!("flush failed at shutdown: {e}"));
+                }
+            }
+        }
+    }
+}
+
+impl Output for BufferedOutput {
+    fn emit(&self, tag: &str, es: &EventStream) -> Result<(), EmitError> {
+        let s = &self.s;
+        Metrics::inc(&s.buffer.metrics.emit_count);
+        s.buffer.metrics.emit_records.fetch_add(es.len() as u64, Ordering::Relaxed);
+        let payloads = s.payloads(tag, es);
+        match s.buffer.write(payloads) {
+            Ok(w) => {
+                for c in w.dropped {
+                    crate::warn!(s.log, "dropping oldest chunk to make space after buffer overflow", "chunk_id" => hex(&c.id), "records" => c.records);
+                    c.remove();
+                }
+                if !w.rejected.is_empty() {
+                    self.rejected(tag, &w.rejected);
+                }
+                if w.queued {
+                    s.notify.notify_one();
+                }
+                Ok(())
+            }
+            Err(Refused::Full(m)) => {
+                s.warn_overflow(&m);
+                Err(EmitError::Overflow(m))
+            }
+            Err(Refused::Io(m)) => {
+                crate::error!(s.log, "cannot write to the buffer", "error" => m.clone());
+                Err(EmitError::Failed(m))
+            }
+        }
+    }
+
+    fn start(&self, _cx: &StartCx) {
+        let s = &self.s;
+        if let Some(dir) = &s.buffer.dir {
+            let backup = s.backup_dir.clone();
+            match chunk::recover(dir, &backup) {
+                Ok(r) => {
+                    for (p, cut, why) in &r.truncated {
+                        crate::warn!(s.log, "cut a torn tail off a buffer chunk", "path" => p.display().to_string(), "bytes" => *cut, "reason" => why.as_str());
+                    }
+                    for (from, to, why) in &r.quarantined {
+                        crate::warn!(s.log, "a corrupt buffer chunk was moved to the backup directory", "path" => from.display().to_string(), "moved_to" => to.display().to_string(), "reason" => why.as_str());
+                    }
+                    if !r.staged.is_empty() || !r.queued.is_empty() {
+                        crate::info!(s.log, "resuming buffer chunks", "staged" => r.staged.len(), "queued" => r.queued.len());
+                    }
+                    s.buffer.restore(r);
+                }
+                Err(e) => {
+                    crate::error!(s.log, "cannot read the buffer directory", "path" => dir.dir.display().to_string(), "error" => e.to_string())
+                }
+            }
+        }
+        let mut tasks = s.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        for i in 0..s.flush_threads {
+            tasks.push(tokio::spawn(s.clone().flush_loop(i == 0)));
+        }
+    }
+
+    fn shutdown(&self) -> BoxFuture {
+        let s = self.s.clone();
+        Box::pin(async move {
+            s.stopping.store(true, Ordering::Release);
+            s.notify.notify_waiters();
+            let tasks: Vec<_> = std::mem::take(&mut *s.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+            for t in tasks {
+                let _ = t.await;
+            }
+            if s.flush_at_shutdown {
+                s.buffer.enqueue_all();
+                s.drain().await;
+            } else if s.buffer.dir.is_none() {
+                // Memory chunks that will not be flushed would be lost: keep them.
+                s.buffer.enqueue_all();
+                for c in s.buffer.take_queue() {
+                    s.backup(&c, "flush_at_shutdown is false");
+                }
+            }
+        })
+    }
+}
+
+impl BufferedOutput {
+    /// Events too large for any chunk: to @ERROR (msgpack chunks) or logged.
+    fn rejected(&self, tag: &str, rejected: &[Vec<u8>]) {
+        let s = &self.s;
+        for r in rejected {
+            crate::error!(
+                s.log,
+                "an event is larger than chunk_limit_size; it is not buffered",
+                "tag" => tag,
+                "bytes" => r.len(),
+                "chunk_limit_size" => s.buffer.cfg.chunk_limit
+            );
+            if let (EventFormat::Msgpack, Some(router)) = (&s.format, s.router.upgrade())
+                && let Ok(es) = EventStream::from_bytes(bytes::Bytes::copy_from_slice(r))
+                && let Some(ev) = es.iter().next()
+            {
+                router.emit_error_event(
+                    tag,
+                    ev.time,
+                    ev.record,
+                    "BufferChunkOverflowError: a 1 event is larger than chunk_limit_size",
+                    &s.log,
+                );
+            }
+        }
+    }
+}
