@@ -186,11 +186,15 @@ impl BufferedOutput {
     pub fn metrics(&self) -> &Metrics {
         &self.s.buffer.metrics
     }
+
+    /// Where chunks that cannot be written are kept.
+    pub fn backup_dir(&self) -> &std::path::Path {
+        &self.s.backup_dir
+    }
 }
 
 /// Read the `<buffer>` section with an output's defaults, check it, and
-/// build the buffered engine around `primary`.
-#[allow(clippy::too_many_arguments)]
+/// build the buffered engine around `primary` (with its `<secondary>`).
 pub fn build(
     buffer_el: Option<&Element>,
     secondary_el: Option<&Element>,
@@ -199,6 +203,22 @@ pub fn build(
     primary: Arc<dyn ChunkOutput>,
     cx: &mut BuildCx<'_, '_>,
 ) -> Option<Box<dyn Output>> {
+    let secondary = match secondary_el {
+        Some(s) => Some(build_secondary(s, &format, cx)?),
+        None => None,
+    };
+    build_parts(buffer_el, defaults, format, primary, secondary, cx).map(|b| Box::new(b) as Box<dyn Output>)
+}
+
+/// [`build`] with the secondary already built.
+pub fn build_parts(
+    buffer_el: Option<&Element>,
+    defaults: BufferDefaults,
+    format: EventFormat,
+    primary: Arc<dyn ChunkOutput>,
+    secondary: Option<Arc<dyn ChunkOutput>>,
+    cx: &mut BuildCx<'_, '_>,
+) -> Option<BufferedOutput> {
     let empty = Element::new("buffer", "");
     let el = buffer_el.unwrap_or(&empty);
     cx.cfg.path.push(el.display_name());
@@ -211,10 +231,6 @@ pub fn build(
         return None;
     }
     let (cfg, keys, dir, flush_at_shutdown) = resolve(&p, el, defaults, &format, cx)?;
-    let secondary = match secondary_el {
-        Some(s) => Some(build_secondary(s, &format, cx)?),
-        None => None,
-    };
     let worker_dir = format!("worker{}", cx.env.worker_id);
     let backup_dir = match cx.env.root_dir.clone() {
         Some(root) => PathBuf::from(root).join("backup").join(&worker_dir).join(&cx.info.id),
@@ -241,7 +257,7 @@ pub fn build(
         last_overflow_warn: AtomicU64::new(0),
         suppressed_overflow: AtomicU64::new(0),
     };
-    Some(Box::new(BufferedOutput { s: Arc::new(s) }))
+    Some(BufferedOutput { s: Arc::new(s) })
 }
 
 type Resolved = (BufferConfig, ChunkKeys, Option<FileDir>, bool);
