@@ -92,6 +92,8 @@ pub struct Metrics {
     pub rollback_count: AtomicU64,
     pub retry_count: AtomicU64,
     pub slow_flush_count: AtomicU64,
+    /// Milliseconds spent writing chunks.
+    pub flush_time_count: AtomicU64,
     pub drop_oldest_chunk_count: AtomicU64,
     /// Streams refused because the buffer was full (sluice).
     pub overflow_count: AtomicU64,
@@ -232,7 +234,9 @@ impl Buffer {
     }
 
     fn full(&self, c: &Chunk) -> bool {
-        c.bytes as f64 >= self.cfg.chunk_limit as f64 * self.cfg.full_threshold || c.records >= self.cfg.records_limit
+        c.bytes as f64 >= self.cfg.chunk_limit as f64 * self.cfg.full_threshold
+            || (self.cfg.records_limit < u64::MAX
+                && c.records as f64 >= self.cfg.records_limit as f64 * self.cfg.full_threshold)
     }
 
     fn enqueue_locked(&self, st: &mut State, meta: &Metadata) {
@@ -323,7 +327,15 @@ impl Buffer {
             c.bytes + p.data.len() as u64 <= self.cfg.chunk_limit
                 && c.records + u64::from(p.records) <= self.cfg.records_limit
         };
-        if fits_whole {
+        let fits_empty = p.data.len() as u64 <= self.cfg.chunk_limit && u64::from(p.records) <= self.cfg.records_limit;
+        if !fits_whole && fits_empty {
+            // Keep the stream whole: queue the current chunk and start a new one.
+            self.enqueue_locked(st, &p.meta);
+            queued = true;
+            let c = self.new_chunk(&p.meta)?;
+            st.staged.insert(p.meta.clone(), c);
+        }
+        if fits_whole || fits_empty {
             let c = st.staged.get_mut(&p.meta).expect("just ensured");
             c.append(&p.data, p.records, self.cfg.compress, self.dir.as_ref())?;
             st.total += p.data.len() as u64;
@@ -386,13 +398,16 @@ impl Buffer {
             .staged
             .iter()
             .filter(|(_, c)| c.records > 0)
-            .filter(|(m, c)| match self.cfg.mode {
-                Mode::Immediate => true,
-                Mode::Interval => c.created + self.cfg.flush_interval <= now,
-                Mode::Lazy => match (m.timekey, self.cfg.timekey) {
+            .filter(|(m, c)| {
+                let timekey_due = match (m.timekey, self.cfg.timekey) {
                     (Some(tk), Some(size)) => (tk + size) as f64 + self.cfg.timekey_wait <= now,
                     _ => false,
-                },
+                };
+                match self.cfg.mode {
+                    Mode::Immediate => true,
+                    Mode::Interval => timekey_due || c.created + self.cfg.flush_interval <= now,
+                    Mode::Lazy => timekey_due,
+                }
             })
             .map(|(m, _)| m.clone())
             .collect();

@@ -160,6 +160,7 @@ struct Shared {
     thread_interval: f64,
     burst_interval: f64,
     flush_at_shutdown: bool,
+    slow_flush_threshold: f64,
     backup_dir: PathBuf,
     disable_backup: bool,
     log: Logger,
@@ -232,10 +233,15 @@ pub fn build_parts(
     }
     let (cfg, keys, dir, flush_at_shutdown) = resolve(&p, el, defaults, &format, cx)?;
     let worker_dir = format!("worker{}", cx.env.worker_id);
-    let backup_dir = match cx.env.root_dir.clone() {
-        Some(root) => PathBuf::from(root).join("backup").join(&worker_dir).join(&cx.info.id),
-        None => std::env::temp_dir().join("sluice").join("backup").join(&worker_dir).join(&cx.info.id),
-    };
+    // Fluentd's layout: {root_dir | $FLUENT_BACKUP_DIR | /tmp/fluent}/backup/worker{N}/{plugin_id}/
+    let base = cx
+        .env
+        .root_dir
+        .clone()
+        .or_else(|| std::env::var("FLUENT_BACKUP_DIR").ok())
+        .unwrap_or_else(|| "/tmp/fluent".into());
+    let safe_id: String = cx.info.id.chars().map(|c| if " \"/\\:;|*<>?".contains(c) { '_' } else { c }).collect();
+    let backup_dir = PathBuf::from(base).join("backup").join(&worker_dir).join(safe_id);
     let s = Shared {
         buffer: Buffer::new(cfg, keys, dir),
         format,
@@ -247,6 +253,7 @@ pub fn build_parts(
         thread_interval: p.flush_thread_interval.max(0.001),
         burst_interval: p.flush_thread_burst_interval.max(0.0),
         flush_at_shutdown,
+        slow_flush_threshold: 20.0,
         backup_dir,
         disable_backup: p.disable_chunk_backup,
         log: cx.info.log.clone(),
@@ -561,33 +568,51 @@ impl Shared {
             }
         };
         let target = if to_secondary { self.secondary.as_ref() } else { Some(&self.primary) };
+        Metrics::inc(&self.buffer.metrics.write_count);
+        if to_secondary {
+            Metrics::inc(&self.buffer.metrics.write_secondary_count);
+        }
+        let t0 = std::time::Instant::now();
         let result = match target {
             Some(t) => self.write_to(t, &c, &data).await,
             None => Err(WriteError::Unrecoverable("no output".into())),
         };
+        let elapsed = t0.elapsed().as_secs_f64();
+        self.buffer.metrics.flush_time_count.fetch_add((elapsed * 1000.0) as u64, Ordering::Relaxed);
+        if elapsed > self.slow_flush_threshold {
+            Metrics::inc(&self.buffer.metrics.slow_flush_count);
+            crate::warn!(self.log, "buffer flush took longer time than slow_flush_log_threshold:", "elapsed_time" => elapsed, "slow_flush_log_threshold" => self.slow_flush_threshold);
+        }
         match result {
             Ok(()) => {
-                Metrics::inc(if to_secondary {
-                    &self.buffer.metrics.write_secondary_count
-                } else {
-                    &self.buffer.metrics.write_count
-                });
                 if self.retry.lock().unwrap_or_else(|e| e.into_inner()).take().is_some() {
-                    crate::warn!(self.log, "retry succeeded.", "chunk_id" => hex(&c.id));
+                    let msg = if to_secondary { "retry succeeded by secondary." } else { "retry succeeded." };
+                    crate::warn!(self.log, msg, "chunk_id" => hex(&c.id));
                 }
                 self.buffer.purge(c);
                 true
             }
             Err(WriteError::Unrecoverable(e)) => {
-                crate::warn!(self.log, "got unrecoverable error in primary and no secondary", "error" => e.clone(), "chunk_id" => hex(&c.id));
-                if let (Some(sec), false) = (&self.secondary, to_secondary) {
-                    match self.write_to(sec, &c, &data).await {
-                        Ok(()) => {
-                            Metrics::inc(&self.buffer.metrics.write_secondary_count);
-                            self.buffer.purge(c);
-                            return true;
+                let id = hex(&c.id);
+                match (&self.secondary, to_secondary) {
+                    (Some(sec), false) => {
+                        crate::warn!(self.log, "got unrecoverable error in primary. Skip retry and flush chunk to secondary", "error" => e.clone(), "chunk_id" => id.as_str());
+                        Metrics::inc(&self.buffer.metrics.write_secondary_count);
+                        match self.write_to(sec, &c, &data).await {
+                            Ok(()) => {
+                                self.buffer.purge(c);
+                                return true;
+                            }
+                            Err(e2) => {
+                                crate::warn!(self.log, "got an error in secondary for unrecoverable error", "error" => e2.to_string())
+                            }
                         }
-                        Err(e2) => crate::warn!(self.log, "secondary failed too", "error" => e2.to_string()),
+                    }
+                    (_, true) => {
+                        crate::warn!(self.log, "got unrecoverable error in secondary.", "error" => e.clone(), "chunk_id" => id.as_str())
+                    }
+                    (None, _) => {
+                        crate::warn!(self.log, "got unrecoverable error in primary and no secondary", "error" => e.clone(), "chunk_id" => id.as_str())
                     }
                 }
                 self.give_up(c, &format!("unrecoverable error: {e}"));
@@ -606,16 +631,21 @@ impl Shared {
         Metrics::inc(&self.buffer.metrics.retry_count);
         let now = unix_now();
         let mut guard = self.retry.lock().unwrap_or_else(|e| e.into_inner());
-        let first = guard.is_none();
-        let r = guard.get_or_insert_with(|| RetryState::new(self.retry_cfg.clone(), now));
-        if !first || r.limit() {
-            let mut rnd = [0u8; 8];
-            let _ = getrandom::fill(&mut rnd);
-            let rand = (u64::from_le_bytes(rnd) >> 11) as f64 / (1u64 << 53) as f64;
-            if now >= r.next_time() {
-                r.step(now, rand);
+        let r = match guard.as_mut() {
+            None => guard.insert(RetryState::new(self.retry_cfg.clone(), now)),
+            Some(r) => {
+                let mut rnd = [0u8; 8];
+                let _ = getrandom::fill(&mut rnd);
+                let rand = (u64::from_le_bytes(rnd) >> 11) as f64 / (1u64 << 53) as f64;
+                // A failure before the due time (another flush thread) does not count as a step.
+                if now >= r.next_time() {
+                    r.step(now, rand)
+                } else {
+                    r.recalc(now, rand)
+                }
+                r
             }
-        }
+        };
         if r.limit() {
             let steps = r.steps;
             *guard = None;
@@ -624,7 +654,7 @@ impl Shared {
             let records: u64 = chunks.iter().map(|c| c.records).sum();
             crate::error!(
                 self.log,
-                "failed to flush the buffer, and hit limit for retries. moving all chunks in the buffer queue to the backup directory.",
+                "Hit limit for retries. moving all chunks in the buffer queue to the backup directory.",
                 "retry_times" => steps,
                 "records" => records,
                 "error" => error

@@ -183,6 +183,12 @@ impl RetryState {
         }
     }
 
+    /// Recompute the next time without counting a step (a failure that came
+    /// before the due time, e.g. from another flush thread).
+    pub fn recalc(&mut self, now: f64, rand: f64) {
+        self.next_time = self.calc_next(now, rand);
+    }
+
     /// True when retries are exhausted (timed out or `retry_max_times`).
     pub fn limit(&self) -> bool {
         !self.cfg.forever && (self.timed_out || self.cfg.max_steps.is_some_and(|m| self.steps >= m))
