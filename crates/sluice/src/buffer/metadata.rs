@@ -118,7 +118,8 @@ enum Piece {
 #[derive(Debug, Clone)]
 pub struct Template {
     pieces: Vec<Piece>,
-    time: Option<(Strftime, Zone)>,
+    /// Has the `time` chunk key (strftime directives are filled from the timekey).
+    time: bool,
     source: String,
 }
 
@@ -172,16 +173,12 @@ impl Template {
         if !lit.is_empty() {
             pieces.push(Piece::Lit(lit));
         }
-        let has_time = has_strftime(s);
-        let time = match (&keys.time, has_time) {
-            (Some(tk), _) => Some((Strftime::new(""), tk.zone.clone())),
-            (None, true) => {
-                return Err(format!(
-                    "Parameter '{name}: {s}' has timestamp placeholders, but chunk key 'time' is not configured"
-                ));
-            }
-            (None, false) => None,
-        };
+        if keys.time.is_none() && has_strftime(s) {
+            return Err(format!(
+                "Parameter '{name}: {s}' has timestamp placeholders, but chunk key 'time' is not configured"
+            ));
+        }
+        let time = keys.time.is_some();
         Ok(Template { pieces, time, source: s.to_string() })
     }
 
@@ -195,8 +192,8 @@ impl Template {
         self.pieces.iter().all(|p| matches!(p, Piece::Lit(_))) && !has_strftime(&self.source)
     }
 
-    /// Fill in for a chunk.
-    pub fn render(&self, meta: &Metadata, chunk_id: &[u8; 16]) -> String {
+    /// Fill in for a chunk; `zone` is the buffer's timekey zone.
+    pub fn render(&self, meta: &Metadata, chunk_id: &[u8; 16], zone: Option<&Zone>) -> String {
         let mut out = String::with_capacity(self.source.len() + 16);
         for p in &self.pieces {
             match p {
@@ -214,10 +211,10 @@ impl Template {
                 Piece::ChunkId => out.push_str(&hex(chunk_id)),
             }
         }
-        match (&self.time, meta.timekey) {
-            (Some((_, zone)), Some(tk)) if has_strftime(&out) => {
-                let f = Strftime::new(&out);
-                f.format_string(&zone.tm(EventTime::new(tk, 0)), zone)
+        match (self.time, meta.timekey) {
+            (true, Some(tk)) if has_strftime(&out) => {
+                let zone = zone.cloned().unwrap_or(Zone::Utc);
+                Strftime::new(&out).format_string(&zone.tm(EventTime::new(tk, 0)), &zone)
             }
             _ => out,
         }

@@ -65,6 +65,8 @@ pub struct ChunkView<'a> {
     pub records: u64,
     /// `msgpack` if `data` is `[time, record]` entries, else the formatter's name.
     pub format: &'a str,
+    /// The zone timekeys are cut in (for strftime placeholders).
+    pub timekey_zone: Option<&'a sluice_event::Zone>,
 }
 
 impl ChunkView<'_> {
@@ -550,7 +552,15 @@ impl Shared {
     }
 
     async fn write_to(&self, out: &Arc<dyn ChunkOutput>, c: &Chunk, data: &[u8]) -> Result<(), WriteError> {
-        let view = ChunkView { id: c.id, meta: &c.meta, data, records: c.records, format: &self.buffer.cfg.format };
+        let zone = self.buffer.keys.time.as_ref().map(|t| &t.zone);
+        let view = ChunkView {
+            id: c.id,
+            meta: &c.meta,
+            data,
+            records: c.records,
+            format: &self.buffer.cfg.format,
+            timekey_zone: zone,
+        };
         out.write(&view).await
     }
 

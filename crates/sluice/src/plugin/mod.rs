@@ -29,8 +29,12 @@ pub mod formatter_stdout;
 pub mod formatter_tsv;
 pub mod in_sample;
 pub mod inject;
+pub mod out_copy;
+pub mod out_file;
 pub mod out_null;
 pub mod out_relabel;
+pub mod out_roundrobin;
+pub mod out_secondary_file;
 pub mod out_stdout;
 pub mod record_accessor;
 pub mod registry;
@@ -275,6 +279,42 @@ pub fn hostname() -> String {
     }
     let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Build an output nested in another (`<store>` of copy and roundrobin):
+/// its own `@type`, `@id`, `@log_level`, legacy parameters and section path.
+pub fn build_nested_output(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<OutputInstance> {
+    let Some(ty) = el.get("@type").or_else(|| el.get("type")).map(String::from) else {
+        cx.cfg.error(el.span, format!("Missing '@type' parameter in <{}> section", el.name));
+        return None;
+    };
+    let Some(def) = registry::output(&ty) else {
+        let span = el.param("@type").or_else(|| el.param("type")).map_or(el.span, |p| p.value_span);
+        let names = registry::registry().outputs.iter().map(|d| d.name);
+        let d = cx.cfg.error(span, format!("Unknown output plugin '{ty}'"));
+        if let Some(h) = sluice_config::diag::did_you_mean(&ty, names) {
+            d.help(format!("did you mean `{h}`?"));
+        }
+        return None;
+    };
+    let id = el.get("@id").map(String::from);
+    let level = el.get("@log_level").and_then(crate::log::Level::from_name);
+    let log = cx.env.log.for_plugin(id.as_deref(), level);
+    let info = PluginInfo {
+        id: id.clone().unwrap_or_else(|| format!("{}/{}", cx.info.id, el.name)),
+        has_id: id.is_some(),
+        type_name: ty.clone(),
+        log,
+    };
+    let mut el = el.clone();
+    let what = format!("<{}> plugin '{ty}'", el.name);
+    crate::compat::convert(&mut el, (def.spec)(), &what, cx.cfg.diags);
+    cx.cfg.path.push(el.display_name());
+    let saved = std::mem::replace(&mut cx.info, info.clone());
+    let out = (def.build)(&el, cx);
+    cx.info = saved;
+    cx.cfg.path.pop();
+    Some(OutputInstance { info, output: out? })
 }
 
 /// Read `el` as `P`, with the plugin's section path already on `cx`.
