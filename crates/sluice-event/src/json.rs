@@ -15,37 +15,71 @@ use std::fmt;
 
 /// Append `s` as a JSON string literal (with quotes). Invalid UTF-8 becomes U+FFFD.
 pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.reserve(s.len() + 2);
     out.push(b'"');
-    match std::str::from_utf8(s) {
-        Ok(valid) => escape_into(out, valid.as_bytes()),
-        Err(_) => escape_into(out, String::from_utf8_lossy(s).as_bytes()),
+    // ASCII needs no UTF-8 validation; only strings with high bytes are checked.
+    if !has_high_byte(s) || std::str::from_utf8(s).is_ok() {
+        escape_into(out, s);
+    } else {
+        escape_into(out, String::from_utf8_lossy(s).as_bytes());
     }
     out.push(b'"');
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+#[inline]
+fn has_high_byte(s: &[u8]) -> bool {
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        if u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) & HI != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|b| *b >= 0x80)
+}
+
+/// True if any byte of the word is `"`, `\` or a control character.
+#[inline]
+fn word_needs_escape(x: u64) -> bool {
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI != 0;
+    let below_space = x.wrapping_sub(LO * 0x20) & !x & HI != 0;
+    below_space || has_zero(x ^ (LO * u64::from(b'"'))) || has_zero(x ^ (LO * u64::from(b'\\')))
+}
+
+/// Index of the first byte at or after `from` that needs escaping.
+#[inline]
+fn next_escape(s: &[u8], mut from: usize) -> Option<usize> {
+    while from + 8 <= s.len() {
+        let w = &s[from..from + 8];
+        if word_needs_escape(u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])) {
+            break;
+        }
+        from += 8;
+    }
+    s[from..].iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\').map(|i| from + i)
 }
 
 #[inline]
 fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
     let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => {
-                out.extend_from_slice(&s[start..i]);
+    while let Some(i) = next_escape(s, start) {
+        out.extend_from_slice(&s[start..i]);
+        let b = s[i];
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
-                start = i + 1;
-                continue;
             }
-            _ => continue,
-        };
-        out.extend_from_slice(&s[start..i]);
-        out.extend_from_slice(esc);
+        }
         start = i + 1;
     }
     out.extend_from_slice(&s[start..]);
@@ -303,6 +337,38 @@ mod tests {
         );
         assert_eq!(rt("[]"), "[]");
         assert_eq!(rt(r#"{"k":"\u0000\u001f\u007f"}"#), "{\"k\":\"\\u0000\\u001f\u{7f}\"}");
+    }
+
+    #[test]
+    fn escaping_fast_path_agrees_with_a_byte_loop() {
+        let naive = |s: &[u8]| {
+            let mut out = Vec::new();
+            for &b in s {
+                match b {
+                    b'"' => out.extend_from_slice(b"\\\""),
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    0x08 => out.extend_from_slice(b"\\b"),
+                    0x0c => out.extend_from_slice(b"\\f"),
+                    b if b < 0x20 => out.extend_from_slice(format!("\\u{:04x}", b).as_bytes()),
+                    b => out.push(b),
+                }
+            }
+            out
+        };
+        for len in 0..40 {
+            for pos in 0..len {
+                for special in [b'"', b'\\', 0x01, 0x1f, b'\n', 0x20, 0x7f, b'a'] {
+                    let mut s = vec![b'x'; len];
+                    s[pos] = special;
+                    let mut out = Vec::new();
+                    escape_into(&mut out, &s);
+                    assert_eq!(out, naive(&s), "len {len} pos {pos} byte {special}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -18,13 +18,43 @@ pub enum Zone {
     /// A fixed offset in seconds east of UTC.
     Fixed(i32),
     /// Zone rules (the system zone or a named one).
-    Rules(jiff::tz::TimeZone),
+    Rules(std::sync::Arc<Rules>),
+}
+
+/// IANA zone rules with a one-entry cache of the last offset looked up.
+#[derive(Debug)]
+pub struct Rules {
+    tz: jiff::tz::TimeZone,
+    /// `(sec << 24) | (offset + 2^23)`: one atomic so readers never mix two lookups.
+    cache: std::sync::atomic::AtomicU64,
+}
+
+impl Rules {
+    fn new(tz: jiff::tz::TimeZone) -> Zone {
+        Zone::Rules(std::sync::Arc::new(Rules { tz, cache: std::sync::atomic::AtomicU64::new(u64::MAX) }))
+    }
+
+    fn offset(&self, sec: i64) -> i32 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let packed = self.cache.load(Relaxed);
+        if packed != u64::MAX && (0..1 << 40).contains(&sec) && (packed >> 24) as i64 == sec {
+            return (packed & 0xff_ffff) as i32 - (1 << 23);
+        }
+        let off = match jiff::Timestamp::from_second(sec) {
+            Ok(ts) => self.tz.to_offset(ts).seconds(),
+            Err(_) => 0,
+        };
+        if (0..1 << 40).contains(&sec) {
+            self.cache.store(((sec as u64) << 24) | (off + (1 << 23)) as u64, Relaxed);
+        }
+        off
+    }
 }
 
 impl Zone {
     /// The system's local time zone (`localtime`, Fluentd's default).
     pub fn local() -> Zone {
-        Zone::Rules(jiff::tz::TimeZone::system())
+        Rules::new(jiff::tz::TimeZone::system())
     }
 
     /// Parse Fluentd's `timezone` parameter.
@@ -39,7 +69,7 @@ impl Zone {
         if t.eq_ignore_ascii_case("UTC") || t == "Z" {
             return Ok(Zone::Utc);
         }
-        jiff::tz::TimeZone::get(t).map(Zone::Rules).map_err(|_| format!("Unsupported timezone '{t}'"))
+        jiff::tz::TimeZone::get(t).map(Rules::new).map_err(|_| format!("Unsupported timezone '{t}'"))
     }
 
     /// Offset from UTC in seconds at `sec`.
@@ -47,10 +77,7 @@ impl Zone {
         match self {
             Zone::Utc => 0,
             Zone::Fixed(o) => *o,
-            Zone::Rules(tz) => match jiff::Timestamp::from_second(sec) {
-                Ok(ts) => tz.to_offset(ts).seconds(),
-                Err(_) => 0,
-            },
+            Zone::Rules(r) => r.offset(sec),
         }
     }
 
@@ -58,8 +85,8 @@ impl Zone {
         match self {
             Zone::Utc => "UTC".into(),
             Zone::Fixed(_) => String::new(),
-            Zone::Rules(tz) => match jiff::Timestamp::from_second(sec) {
-                Ok(ts) => tz.to_offset_info(ts).abbreviation().to_string(),
+            Zone::Rules(r) => match jiff::Timestamp::from_second(sec) {
+                Ok(ts) => r.tz.to_offset_info(ts).abbreviation().to_string(),
                 Err(_) => String::new(),
             },
         }
@@ -403,24 +430,32 @@ fn conv(out: &mut Vec<u8>, flags: Flags, width: Option<usize>, colons: u8, c: u8
             // Width is the number of digits (default 3 for %L, 9 for %N);
             // digits past nanoseconds are zeros; fewer digits truncate.
             let digits = width.unwrap_or(if c == b'L' { 3 } else { 9 });
-            let ns = format!("{:09}", tm.nsec);
-            if digits <= 9 {
-                out.extend_from_slice(&ns.as_bytes()[..digits]);
-            } else {
-                out.extend_from_slice(ns.as_bytes());
-                out.extend(std::iter::repeat_n(b'0', digits - 9));
+            let mut ns = [b'0'; 9];
+            let mut v = tm.nsec.min(999_999_999);
+            for d in ns.iter_mut().rev() {
+                *d = b'0' + (v % 10) as u8;
+                v /= 10;
             }
+            out.extend_from_slice(&ns[..digits.min(9)]);
+            out.extend(std::iter::repeat_n(b'0', digits.saturating_sub(9)));
         }
         b'z' => {
             let off = tm.offset;
             let sign = if off < 0 { b'-' } else { b'+' };
             let a = off.unsigned_abs();
             let (h, m, s) = (a / 3600, a / 60 % 60, a % 60);
-            let body = match colons {
-                0 => format!("{h:02}{m:02}"),
-                1 => format!("{h:02}:{m:02}"),
-                _ => format!("{h:02}:{m:02}:{s:02}"),
-            };
+            let two = |v: u32| [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8];
+            let mut body = [0u8; 8];
+            let mut n = 0;
+            for (i, part) in [h, m, s].into_iter().enumerate().take(if colons >= 2 { 3 } else { 2 }) {
+                if i > 0 && colons > 0 {
+                    body[n] = b':';
+                    n += 1;
+                }
+                body[n..n + 2].copy_from_slice(&two(part));
+                n += 2;
+            }
+            let body = &body[..n];
             let len = body.len() + 1;
             let w = width.unwrap_or(len);
             if flags.space {
@@ -430,7 +465,7 @@ fn conv(out: &mut Vec<u8>, flags: Flags, width: Option<usize>, colons: u8, c: u8
                 out.push(sign);
                 out.extend(std::iter::repeat_n(b'0', w.saturating_sub(len)));
             }
-            out.extend_from_slice(body.as_bytes());
+            out.extend_from_slice(body);
         }
         b'Z' => pad_text(out, &zone.abbreviation(tm.epoch), flags, width),
         b'A' => pad_text(out, DAYS[tm.wday as usize], flags, width),
@@ -462,20 +497,47 @@ fn conv(out: &mut Vec<u8>, flags: Flags, width: Option<usize>, colons: u8, c: u8
 }
 
 /// Formats event times with one format in one zone (Fluentd's `TimeFormatter`).
-#[derive(Debug, Clone)]
+///
+/// Formats without sub-second directives are cached for the last second
+/// (events of a batch usually share it), as Fluentd's formatter does.
+#[derive(Debug)]
 pub struct TimeFormatter {
     fmt: Strftime,
     zone: Zone,
+    cache: Option<std::sync::Mutex<(i64, Vec<u8>)>>,
+}
+
+impl Clone for TimeFormatter {
+    fn clone(&self) -> Self {
+        TimeFormatter::with_zone(self.fmt.clone(), self.zone.clone())
+    }
 }
 
 impl TimeFormatter {
     /// A formatter for `fmt` in `zone`.
     pub fn new(fmt: &str, zone: Zone) -> Self {
-        TimeFormatter { fmt: Strftime::new(fmt), zone }
+        Self::with_zone(Strftime::new(fmt), zone)
+    }
+
+    fn with_zone(fmt: Strftime, zone: Zone) -> Self {
+        let cache = (!fmt.has_subsec()).then(|| std::sync::Mutex::new((i64::MIN, Vec::new())));
+        TimeFormatter { fmt, zone, cache }
     }
 
     /// Append the formatted time.
     pub fn format(&self, out: &mut Vec<u8>, t: EventTime) {
+        if let Some(c) = &self.cache
+            && let Ok(mut g) = c.try_lock()
+        {
+            if g.0 != t.sec {
+                g.1.clear();
+                let tm = self.zone.tm(t);
+                self.fmt.format(&mut g.1, &tm, &self.zone);
+                g.0 = t.sec;
+            }
+            out.extend_from_slice(&g.1);
+            return;
+        }
         let tm = self.zone.tm(t);
         self.fmt.format(out, &tm, &self.zone);
     }

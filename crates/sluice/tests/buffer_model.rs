@@ -14,7 +14,6 @@ use sluice::buffer::engine::{Buffer, BufferConfig, Mode, Payload};
 use sluice::buffer::metadata::{ChunkKeys, Metadata};
 use sluice::buffer::params::{ChunkCompress, FsyncPolicy, OverflowAction};
 use sluice_event::{EventStream, EventStreamBuilder, EventTime, Record};
-use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
@@ -148,12 +147,7 @@ fn run(ops: Vec<Op>, compress: ChunkCompress) -> Result<(), TestCaseError> {
                 let (es, ids) = events(&mut next_id, n, pad);
                 let meta = Metadata { tag: Some(tags[usize::from(tag)].into()), ..Default::default() };
                 let w = buf
-                    .write(vec![Payload {
-                        meta,
-                        data: Cow::Borrowed(es.as_bytes()),
-                        records: es.len() as u32,
-                        bounds: None,
-                    }])
+                    .write(vec![Payload { meta, data: es.bytes().clone(), records: es.len() as u32, bounds: None }])
                     .unwrap();
                 prop_assert!(w.rejected.is_empty());
                 live.extend(&ids);
@@ -163,13 +157,8 @@ fn run(ops: Vec<Op>, compress: ChunkCompress) -> Result<(), TestCaseError> {
                 let before = sizes(p);
                 let (es, ids) = events(&mut next_id, n, pad);
                 let meta = Metadata { tag: Some(tags[usize::from(tag)].into()), ..Default::default() };
-                buf.write(vec![Payload {
-                    meta,
-                    data: Cow::Borrowed(es.as_bytes()),
-                    records: es.len() as u32,
-                    bounds: None,
-                }])
-                .unwrap();
+                buf.write(vec![Payload { meta, data: es.bytes().clone(), records: es.len() as u32, bounds: None }])
+                    .unwrap();
                 written.extend(&ids);
                 drop(buf);
                 // Tear the last grown file inside what this write added.

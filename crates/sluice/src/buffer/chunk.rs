@@ -70,8 +70,8 @@ pub fn decompress_block(flags: u8, data: &[u8], limit: u64, out: &mut Vec<u8>) -
 
 /// Where a chunk's bytes are.
 pub enum Store {
-    /// Appended blocks in memory: `(flags, payload)`.
-    Memory(Vec<(u8, Vec<u8>)>),
+    /// Appended blocks in memory: `(flags, payload)`; plain payloads share the emitted bytes.
+    Memory(Vec<(u8, bytes::Bytes)>),
     /// A chunk file.
     File {
         /// Current path (`b` or `q` name).
@@ -212,27 +212,36 @@ impl Chunk {
     /// and recovery cuts it off.
     pub fn append(
         &mut self,
-        data: &[u8],
+        data: bytes::Bytes,
         records: u32,
         compress: ChunkCompress,
         dir: Option<&FileDir>,
     ) -> std::io::Result<()> {
+        let len = data.len() as u64;
         match &mut self.store {
+            Store::Memory(blocks) if compress == ChunkCompress::Text => blocks.push((0, data)),
             Store::Memory(blocks) => {
-                let (flags, payload) = compress_block(compress, data)?;
-                blocks.push((flags, payload));
+                let (flags, payload) = compress_block(compress, &data)?;
+                blocks.push((flags, bytes::Bytes::from(payload)));
             }
             Store::File { file, .. } => {
-                let (flags, payload) = compress_block(compress, data)?;
+                let (flags, payload) = if compress == ChunkCompress::Text {
+                    (0, None)
+                } else {
+                    let (f, p) = compress_block(compress, &data)?;
+                    (f, Some(p))
+                };
+                let payload: &[u8] = payload.as_deref().unwrap_or(&data);
+                // One write per append: a crash tears at most the end of this block.
                 let mut block = Vec::with_capacity(payload.len() + chunk_file::HEADER_LEN);
-                chunk_file::encode_block(KIND_RECORDS, flags, records, &payload, &mut block);
+                chunk_file::encode_block(KIND_RECORDS, flags, records, payload, &mut block);
                 file.write_all(&block)?;
                 if dir.is_some_and(|d| d.fsync == FsyncPolicy::Always) {
                     file.sync_data()?;
                 }
             }
         }
-        self.bytes += data.len() as u64;
+        self.bytes += len;
         self.records += u64::from(records);
         Ok(())
     }
@@ -263,6 +272,7 @@ impl Chunk {
     pub fn read(&self, limit: u64) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(self.bytes as usize);
         match &self.store {
+            Store::Memory(blocks) if blocks.len() == 1 && blocks[0].0 == 0 => out.extend_from_slice(&blocks[0].1),
             Store::Memory(blocks) => {
                 for (flags, p) in blocks {
                     decompress_block(*flags, p, limit, &mut out)?;

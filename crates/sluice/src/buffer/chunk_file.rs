@@ -48,6 +48,12 @@ pub const FLAG_ZSTD: u8 = 2;
 
 /// Append one block to `out`.
 pub fn encode_block(kind: u8, flags: u8, records: u32, payload: &[u8], out: &mut Vec<u8>) {
+    encode_header(kind, flags, records, payload, out);
+    out.extend_from_slice(payload);
+}
+
+/// Append the header of the block that carries `payload`.
+pub fn encode_header(kind: u8, flags: u8, records: u32, payload: &[u8], out: &mut Vec<u8>) {
     let len = payload.len() as u32;
     let mut h = crc32fast::Hasher::new();
     h.update(&[kind, flags]);
@@ -60,7 +66,6 @@ pub fn encode_block(kind: u8, flags: u8, records: u32, payload: &[u8], out: &mut
     out.extend_from_slice(&records.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&h.finalize().to_le_bytes());
-    out.extend_from_slice(payload);
 }
 
 /// A chunk's description (the META block).

@@ -16,7 +16,6 @@
 use super::chunk::{Chunk, FileDir, Recovered, unix_now};
 use super::metadata::{ChunkKeys, Metadata};
 use super::params::{ChunkCompress, OverflowAction};
-use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,18 +110,18 @@ impl Metrics {
 }
 
 /// Events for one chunk: their formatted bytes and where each ends.
-pub struct Payload<'a> {
+pub struct Payload {
     /// Chunk key values.
     pub meta: Metadata,
-    /// Formatted events.
-    pub data: Cow<'a, [u8]>,
+    /// Formatted events (shared, so memory chunks keep them without copying).
+    pub data: bytes::Bytes,
     /// Number of events.
     pub records: u32,
     /// End offset of each event; `None` for msgpack entries (found on demand).
     pub bounds: Option<Vec<usize>>,
 }
 
-impl Payload<'_> {
+impl Payload {
     fn bounds(&self) -> Vec<usize> {
         if let Some(b) = &self.bounds {
             return b.clone();
@@ -259,7 +258,7 @@ impl Buffer {
     /// # Errors
     /// [`Refused::Full`] when there is no room (the caller pushes back), or
     /// [`Refused::Io`] when storage fails.
-    pub fn write(&self, payloads: Vec<Payload<'_>>) -> Result<Written, Refused> {
+    pub fn write(&self, payloads: Vec<Payload>) -> Result<Written, Refused> {
         let incoming: u64 = payloads.iter().map(|p| p.data.len() as u64).sum();
         let mut out = Written::default();
         let mut st = self.lock();
@@ -316,7 +315,7 @@ impl Buffer {
     }
 
     /// Append one payload, splitting across chunks at `chunk_limit_size`.
-    fn append_payload(&self, st: &mut State, p: Payload<'_>, out: &mut Written) -> std::io::Result<bool> {
+    fn append_payload(&self, st: &mut State, p: Payload, out: &mut Written) -> std::io::Result<bool> {
         let mut queued = false;
         if !st.staged.contains_key(&p.meta) {
             let c = self.new_chunk(&p.meta)?;
@@ -337,7 +336,7 @@ impl Buffer {
         }
         if fits_whole || fits_empty {
             let c = st.staged.get_mut(&p.meta).expect("just ensured");
-            c.append(&p.data, p.records, self.cfg.compress, self.dir.as_ref())?;
+            c.append(p.data.clone(), p.records, self.cfg.compress, self.dir.as_ref())?;
             st.total += p.data.len() as u64;
             if self.full(c) || self.cfg.mode == Mode::Immediate {
                 self.enqueue_locked(st, &p.meta);
@@ -375,7 +374,7 @@ impl Buffer {
                 continue;
             }
             let end = bounds[j - 1];
-            c.append(&p.data[start..end], (j - i) as u32, self.cfg.compress, self.dir.as_ref())?;
+            c.append(p.data.slice(start..end), (j - i) as u32, self.cfg.compress, self.dir.as_ref())?;
             st.total += (end - start) as u64;
             let now_full = self.full(c) || j < bounds.len();
             start = end;

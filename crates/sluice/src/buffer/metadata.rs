@@ -272,7 +272,7 @@ mod tests {
         let t =
             Template::new("path", "/logs/${tag[-1]}/${host}/${$.k8s.pod}/%Y%m%d%H/${tag}.${chunk_id}", &keys).unwrap();
         assert_eq!(
-            t.render(&m, &[0xab; 16]),
+            t.render(&m, &[0xab; 16], Some(&Zone::Utc)),
             format!("/logs/access/web1/p-1/2026112210/app.web.access.{}", "ab".repeat(16))
         );
         let tag_only = ChunkKeys::parse(&["tag".into()], None).unwrap();

@@ -25,7 +25,6 @@ use crate::plugin::{BoxFuture, BuildCx, EmitError, Formatter, Output, StartCx};
 use crate::router::Router;
 use sluice_config::{Element, Params};
 use sluice_event::{EventStream, RecordRef};
-use std::borrow::Cow;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -451,14 +450,14 @@ impl ChunkOutput for EmitAdapter {
 
 impl Shared {
     /// Split a stream into payloads per chunk metadata, formatting events.
-    fn payloads<'e>(&self, tag: &str, es: &'e EventStream) -> Vec<Payload<'e>> {
+    fn payloads(&self, tag: &str, es: &EventStream) -> Vec<Payload> {
         let keys = &self.buffer.keys;
         if keys.per_stream()
             && let EventFormat::Msgpack = self.format
         {
             return vec![Payload {
                 meta: keys.stream_metadata(tag),
-                data: Cow::Borrowed(es.as_bytes()),
+                data: es.bytes().clone(),
                 records: es.len() as u32,
                 bounds: None,
             }];
@@ -477,9 +476,12 @@ impl Shared {
             match &self.format {
                 EventFormat::Msgpack => data.extend_from_slice(ev.entry),
                 EventFormat::Formatted { formatter, inject, .. } => {
-                    let rec = inject.apply(tag, ev.time, ev.record);
-                    let rec = RecordRef::new(&rec).unwrap_or(ev.record);
-                    formatter.format(tag, ev.time, rec, data);
+                    if inject.enabled() {
+                        let rec = inject.apply(tag, ev.time, ev.record);
+                        formatter.format(tag, ev.time, RecordRef::new(&rec).unwrap_or(ev.record), data);
+                    } else {
+                        formatter.format(tag, ev.time, ev.record, data);
+                    }
                 }
             }
             bounds.push(data.len());
@@ -489,7 +491,7 @@ impl Shared {
             .map(|(meta, data, bounds)| Payload {
                 meta,
                 records: bounds.len() as u32,
-                data: Cow::Owned(data),
+                data: bytes::Bytes::from(data),
                 bounds: Some(bounds),
             })
             .collect()

@@ -4,7 +4,7 @@
 use super::{BuildCx, Formatter};
 use sluice_config::{Element, ParamEnum, Params, Span};
 use sluice_event::EventTime;
-use sluice_event::strftime::{Strftime, TimeFormatter, Zone};
+use sluice_event::strftime::{TimeFormatter, Zone};
 
 /// How a formatter renders the event time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ParamEnum)]
@@ -43,7 +43,7 @@ pub enum TimeRender {
     /// strftime in a zone.
     Strftime(TimeFormatter),
     /// ISO 8601 without fraction; `Z` in UTC mode.
-    Iso8601 { zone: Zone, utc: bool },
+    Iso8601(TimeFormatter),
     /// Integer seconds.
     Unix,
     /// `sec.nnnnnnnnn`.
@@ -55,10 +55,7 @@ impl TimeRender {
     pub fn write(&self, out: &mut Vec<u8>, t: EventTime) {
         match self {
             TimeRender::Strftime(f) => f.format(out, t),
-            TimeRender::Iso8601 { zone, utc } => {
-                let fmt = if *utc { "%Y-%m-%dT%H:%M:%SZ" } else { "%Y-%m-%dT%H:%M:%S%:z" };
-                Strftime::new(fmt).format(out, &zone.tm(t), zone);
-            }
+            TimeRender::Iso8601(f) => f.format(out, t),
             TimeRender::Unix => out.extend_from_slice(itoa::Buffer::new().format(t.sec).as_bytes()),
             TimeRender::Float => {
                 out.extend_from_slice(itoa::Buffer::new().format(t.sec).as_bytes());
@@ -76,6 +73,11 @@ impl TimeRender {
         self.write(&mut out, t);
         String::from_utf8_lossy(&out).into_owned()
     }
+}
+
+/// ISO 8601 without fraction (`Z` in real UTC mode, else `+00:00`-style offsets).
+pub fn iso8601(zone: Zone, utc: bool) -> TimeRender {
+    TimeRender::Iso8601(TimeFormatter::new(if utc { "%Y-%m-%dT%H:%M:%SZ" } else { "%Y-%m-%dT%H:%M:%S%:z" }, zone))
 }
 
 /// Resolve `localtime`/`utc`/`timezone` into a zone, with Fluentd's checks.
@@ -121,7 +123,7 @@ impl TimeParams {
             TimeType::Float | TimeType::Mixed => TimeRender::Float,
             TimeType::String => match &self.time_format {
                 Some(f) => TimeRender::Strftime(TimeFormatter::new(f, zone)),
-                None => TimeRender::Iso8601 { zone, utc },
+                None => iso8601(zone, utc),
             },
         })
     }

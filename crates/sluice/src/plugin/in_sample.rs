@@ -150,7 +150,14 @@ struct State {
 impl SampleInput {
     /// Emit `n` streams; false if shutdown began while waiting on backpressure.
     async fn emit_n(&self, n: u32, cx: &InputContext, st: &mut State) -> bool {
-        for _ in 0..n {
+        for i in 0..n {
+            // Stay responsive at high rates: notice shutdown, let other tasks run.
+            if cx.shutdown.is_set() {
+                return false;
+            }
+            if i % 16 == 15 {
+                tokio::task::yield_now().await;
+            }
             loop {
                 match self.emit_batch(&cx.emitter, &mut st.index, &mut st.counter) {
                     Ok(()) => break,

@@ -107,7 +107,7 @@ impl Inject {
                         let (zone, utc) = resolve_zone(el, p.localtime, p.utc, p.timezone.as_deref(), cx)?;
                         TimeValue::Str(match p.time_format {
                             Some(f) => TimeRender::Strftime(TimeFormatter::new(&f, zone)),
-                            None => TimeRender::Iso8601 { zone, utc },
+                            None => super::formatter::iso8601(zone, utc),
                         })
                     }
                 };
