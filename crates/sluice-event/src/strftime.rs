@@ -30,7 +30,7 @@ pub struct Rules {
 }
 
 impl Rules {
-    fn new(tz: jiff::tz::TimeZone) -> Zone {
+    fn zone(tz: jiff::tz::TimeZone) -> Zone {
         Zone::Rules(std::sync::Arc::new(Rules { tz, cache: std::sync::atomic::AtomicU64::new(u64::MAX) }))
     }
 
@@ -54,7 +54,7 @@ impl Rules {
 impl Zone {
     /// The system's local time zone (`localtime`, Fluentd's default).
     pub fn local() -> Zone {
-        Rules::new(jiff::tz::TimeZone::system())
+        Rules::zone(jiff::tz::TimeZone::system())
     }
 
     /// Parse Fluentd's `timezone` parameter.
