@@ -69,7 +69,7 @@ impl Zone {
         if t.eq_ignore_ascii_case("UTC") || t == "Z" {
             return Ok(Zone::Utc);
         }
-        jiff::tz::TimeZone::get(t).map(Rules::new).map_err(|_| format!("Unsupported timezone '{t}'"))
+        jiff::tz::TimeZone::get(t).map(Rules::zone).map_err(|_| format!("Unsupported timezone '{t}'"))
     }
 
     /// Offset from UTC in seconds at `sec`.
