@@ -241,7 +241,8 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Output>> 
         cx.cfg.warn(el.span, "default timekey interval (1d) will be used because of missing <buffer> section. To change the output frequency, please modify the timekey value");
     }
     let mut buffer_el = p.buffer.clone().unwrap_or_else(|| Element::new("buffer", "time"));
-    if !buffer_el.has("path") && !(cx.info.has_id && cx.env.root_dir.is_some()) {
+    let root_dir_layout = cx.info.has_id && cx.env.root_dir.is_some();
+    if !buffer_el.has("path") && !root_dir_layout {
         // Fluentd keeps the buffer next to the output: `path` used as a directory.
         buffer_el.set("path", p.path.clone(), el.span);
     }
