@@ -59,10 +59,11 @@ fn count_lines(dir: &Path) -> u64 {
     let mut n = 0;
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
-        if p.is_file() && p.extension().is_some_and(|x| x == "log") {
-            if let Ok(data) = std::fs::read(&p) {
-                n += data.iter().filter(|b| **b == b'\n').count() as u64;
-            }
+        if p.is_file()
+            && p.extension().is_some_and(|x| x == "log")
+            && let Ok(data) = std::fs::read(&p)
+        {
+            n += data.iter().filter(|b| **b == b'\n').count() as u64;
         }
     }
     n

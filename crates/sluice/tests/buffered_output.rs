@@ -13,12 +13,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+/// A written chunk: its tag, timekey and event ids.
+type Written = (Option<String>, Option<i64>, Vec<u64>);
+
 /// Records every chunk it is given; fails the first `fail` writes.
 #[derive(Default)]
 struct Mock {
     fail: AtomicUsize,
     unrecoverable: bool,
-    chunks: Mutex<Vec<(Option<String>, Option<i64>, Vec<u64>)>>,
+    chunks: Mutex<Vec<Written>>,
 }
 
 impl Mock {
