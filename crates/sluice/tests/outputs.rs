@@ -125,3 +125,20 @@ async fn secondary_file_receives_undeliverable_chunks() {
             .unwrap();
     assert_eq!(es.len(), 5, "the dump is the chunk's msgpack events");
 }
+
+#[tokio::test]
+async fn symlink_path_points_at_the_newest_buffer_chunk() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().display();
+    let conf = format!(
+        "<match **>\n  @type file\n  path {p}/out/app\n  symlink_path {p}/current.log\n  <buffer time>\n    @type file\n    path {p}/buf\n    timekey 3600\n  </buffer>\n</match>\n"
+    );
+    run(&conf, vec![("app.x", stream(0..3))]).await;
+    let target = std::fs::read_link(d.path().join("current.log")).unwrap();
+    let name = target.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        target.starts_with(d.path().join("buf")) && name.starts_with("buffer.b") && name.ends_with(".log"),
+        "{target:?}"
+    );
+    assert!(target.exists(), "file chunks stay at shutdown, so the link is live");
+}

@@ -197,12 +197,24 @@ pub struct Buffer {
     state: Mutex<State>,
     /// Counters.
     pub metrics: Metrics,
+    /// Called with each new file chunk (out_file's `symlink_path`).
+    pub on_new_chunk: std::sync::OnceLock<ChunkHook>,
 }
+
+/// A callback on new file chunks: their metadata and path.
+pub type ChunkHook = Box<dyn Fn(&Metadata, &std::path::Path) + Send + Sync>;
 
 impl Buffer {
     /// A new, empty buffer.
     pub fn new(cfg: BufferConfig, keys: ChunkKeys, dir: Option<FileDir>) -> Buffer {
-        Buffer { cfg, keys, dir, state: Mutex::new(State::default()), metrics: Metrics::default() }
+        Buffer {
+            cfg,
+            keys,
+            dir,
+            state: Mutex::new(State::default()),
+            metrics: Metrics::default(),
+            on_new_chunk: std::sync::OnceLock::new(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -311,7 +323,11 @@ impl Buffer {
     }
 
     fn new_chunk(&self, meta: &Metadata) -> std::io::Result<Chunk> {
-        Chunk::create(meta.clone(), self.dir.as_ref(), &self.cfg.format)
+        let c = Chunk::create(meta.clone(), self.dir.as_ref(), &self.cfg.format)?;
+        if let (Some(hook), Some(path)) = (self.on_new_chunk.get(), c.path()) {
+            hook(meta, path);
+        }
+        Ok(c)
     }
 
     /// Append one payload, splitting across chunks at `chunk_limit_size`.

@@ -400,7 +400,7 @@ fn resolve_in(
 }
 
 /// Build a `<secondary>`: an output that can take the primary's chunks.
-fn build_secondary(el: &Element, format: &EventFormat, cx: &mut BuildCx<'_, '_>) -> Option<Arc<dyn ChunkOutput>> {
+pub fn build_secondary(el: &Element, format: &EventFormat, cx: &mut BuildCx<'_, '_>) -> Option<Arc<dyn ChunkOutput>> {
     if el.elements.iter().any(|e| e.name == "buffer") {
         cx.cfg.error(el.span, "<secondary> section cannot have <buffer> section");
         return None;

@@ -246,7 +246,44 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Output>> 
         // Fluentd keeps the buffer next to the output: `path` used as a directory.
         buffer_el.set("path", p.path.clone(), el.span);
     }
-    crate::buffer::output::build(Some(&buffer_el), p.secondary.as_ref(), DEFAULTS, format, Arc::new(fo), cx)
+    let secondary = match &p.secondary {
+        Some(s) => Some(crate::buffer::output::build_secondary(s, &format, cx)?),
+        None => None,
+    };
+    let out = crate::buffer::output::build_parts(Some(&buffer_el), DEFAULTS, format, Arc::new(fo), secondary, cx)?;
+    if let Some(link) = &p.symlink_path {
+        let keys = &out.buffer().keys;
+        let template = match Template::new("symlink_path", link, keys) {
+            Ok(t) => t,
+            Err(e) => {
+                cx.cfg.error(el.param("symlink_path").map_or(el.span, |x| x.value_span), e);
+                return None;
+            }
+        };
+        if out.buffer().dir.is_none() || keys.time.is_none() {
+            cx.cfg.warn(
+                el.param("symlink_path").map_or(el.span, |x| x.key_span),
+                "symlink_path needs a file buffer with the time chunk key; no symlink is made",
+            );
+        } else {
+            let zone = keys.time.as_ref().map(|t| t.zone.clone());
+            let newest = std::sync::atomic::AtomicI64::new(i64::MIN);
+            let relative = p.symlink_path_use_relative;
+            let log = cx.info.log.clone();
+            let hook: crate::buffer::engine::ChunkHook = Box::new(move |meta, path| {
+                let tk = meta.timekey.unwrap_or(i64::MIN);
+                if newest.fetch_max(tk, std::sync::atomic::Ordering::Relaxed) > tk {
+                    return;
+                }
+                let linkpath = PathBuf::from(template.render(meta, &[0; 16], zone.as_ref()));
+                if let Err(e) = symlink(path, &linkpath, relative) {
+                    crate::warn!(log, "cannot update symlink_path", "path" => linkpath.display().to_string(), "error" => e.to_string());
+                }
+            });
+            let _ = out.buffer().on_new_chunk.set(hook);
+        }
+    }
+    Some(Box::new(out))
 }
 
 fn configure(el: &Element, p: &FileOutputParams, cx: &mut BuildCx<'_, '_>) -> Option<(FileOutput, EventFormat)> {
@@ -358,6 +395,38 @@ fn configure(el: &Element, p: &FileOutputParams, cx: &mut BuildCx<'_, '_>) -> Op
     ))
 }
 
+/// `ln -sf target link` (relative to the link's directory if asked).
+fn symlink(target: &Path, link: &Path, relative: bool) -> std::io::Result<()> {
+    if let Some(d) = link.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let target = if relative {
+        let base = link.parent().unwrap_or(Path::new("."));
+        relative_path(target, base)
+    } else {
+        target.to_path_buf()
+    };
+    let tmp = link.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&target, &tmp)?;
+    std::fs::rename(&tmp, link)
+}
+
+/// `target` relative to directory `base` (both absolute or both relative).
+fn relative_path(target: &Path, base: &Path) -> PathBuf {
+    let t: Vec<_> = target.components().collect();
+    let b: Vec<_> = base.components().collect();
+    let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c);
+    }
+    out
+}
+
 /// Factory as a chunk writer (`<secondary> @type file`).
 pub fn build_chunk(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Arc<dyn ChunkOutput>> {
     let p = FileOutputParams::from_element(el, cx.cfg)?;
@@ -395,6 +464,12 @@ mod tests {
                 .contains("insufficient timestamp placeholders")
         );
         assert!(t("/x/app.*", None, false, FileCompress::Text, ".log").is_err());
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative_path(Path::new("/a/b/buf/x.log"), Path::new("/a/c")), PathBuf::from("../b/buf/x.log"));
+        assert_eq!(relative_path(Path::new("/a/b/x"), Path::new("/a/b")), PathBuf::from("x"));
     }
 
     #[test]
