@@ -14,9 +14,11 @@ pub mod record;
 pub mod rubyfmt;
 pub mod stream;
 pub mod strftime;
+pub mod strptime;
 pub mod time;
 
 pub use record::{PathSeg, Record, RecordRef, Value};
 pub use stream::{EventRef, EventStream, EventStreamBuilder, StreamError};
 pub use strftime::{Strftime, TimeFormatter, Tm, Zone};
+pub use strptime::Strptime;
 pub use time::EventTime;
