@@ -9,6 +9,7 @@
 //! change records decode into a [`Record`] and encode once.
 
 pub mod json;
+pub mod json_decode;
 pub mod msgpack;
 pub mod record;
 pub mod rubyfmt;
@@ -16,6 +17,7 @@ pub mod stream;
 pub mod strftime;
 pub mod strptime;
 pub mod time;
+pub mod timeparse;
 
 pub use record::{PathSeg, Record, RecordRef, Value};
 pub use stream::{EventRef, EventStream, EventStreamBuilder, StreamError};

@@ -27,6 +27,9 @@ enum Item {
 pub struct Strptime {
     items: Vec<Item>,
     source: String,
+    /// Only directives the `strptime` gem knows: Fluentd then uses the gem,
+    /// whose `%N` reads at most 9 digits.
+    gem: bool,
 }
 
 /// Fields read from the input.
@@ -150,7 +153,14 @@ impl Strptime {
                 other => return Err(format!("unsupported directive %{} in time format {fmt:?}", other as char)),
             }
         }
-        Ok(Strptime { items, source: fmt.to_string() })
+        let gem = gem_compatible(fmt);
+        Ok(Strptime { items, source: fmt.to_string(), gem })
+    }
+
+    /// True if Fluentd would parse this format with the `strptime` gem
+    /// (directives `%Y %m %d %e %H %M %S %N %b %B %h %y %z %n` only).
+    pub fn is_gem_format(&self) -> bool {
+        self.gem
     }
 
     /// The format as written.
@@ -182,7 +192,7 @@ impl Strptime {
                     at += 1;
                 }
                 Item::Conv { c, width, colons } => {
-                    if let Err(e) = conv(b, &mut at, *c, *width, *colons, &mut f) {
+                    if let Err(e) = conv(b, &mut at, *c, *width, *colons, self.gem, &mut f) {
                         return fail(&e);
                     }
                 }
@@ -234,7 +244,7 @@ fn name(b: &[u8], at: &mut usize, names: &[&str]) -> Option<usize> {
     None
 }
 
-fn offset(b: &[u8], at: &mut usize) -> Result<i32, String> {
+fn offset(b: &[u8], at: &mut usize, gem: bool) -> Result<i32, String> {
     let rest = &b[*at..];
     for (name, off) in [("UTC", 0), ("GMT", 0), ("Z", 0)] {
         if rest.len() >= name.len() && rest[..name.len()].eq_ignore_ascii_case(name.as_bytes()) {
@@ -246,9 +256,16 @@ fn offset(b: &[u8], at: &mut usize) -> Result<i32, String> {
     let sign = match rest.first() {
         Some(b'+') => 1,
         Some(b'-') => -1,
+        // The gem also takes an unsigned offset.
+        Some(d) if gem && d.is_ascii_digit() => 0,
         _ => return Err(format!("expected a zone offset at position {at}")),
     };
-    *at += 1;
+    let sign = if sign == 0 {
+        1
+    } else {
+        *at += 1;
+        sign
+    };
     let h = digits(b, at, 2, false)? as i32;
     let mut m = 0;
     if b.get(*at) == Some(&b':') {
@@ -265,7 +282,38 @@ fn offset(b: &[u8], at: &mut usize) -> Result<i32, String> {
     Ok(sign * (h * 3600 + m * 60))
 }
 
-fn conv(b: &[u8], at: &mut usize, c: u8, width: Option<usize>, _colons: u8, f: &mut Fields) -> Result<(), String> {
+fn gem_compatible(fmt: &str) -> bool {
+    let b = fmt.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            match b.get(i + 1) {
+                Some(
+                    b'Y' | b'm' | b'd' | b'e' | b'H' | b'M' | b'S' | b'N' | b'b' | b'B' | b'h' | b'y' | b'z' | b'n',
+                ) => i += 2,
+                _ => return false,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+/// US zone abbreviations Ruby's `Time.strptime` knows (others read as local time).
+const US_ZONES: [(&str, i32); 8] =
+    [("EST", -5), ("EDT", -4), ("CST", -6), ("CDT", -5), ("MST", -7), ("MDT", -6), ("PST", -8), ("PDT", -7)];
+
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    b: &[u8],
+    at: &mut usize,
+    c: u8,
+    width: Option<usize>,
+    _colons: u8,
+    gem: bool,
+    f: &mut Fields,
+) -> Result<(), String> {
     match c {
         b'Y' => f.year = Some(digits(b, at, width.unwrap_or(5), true)?),
         b'C' => f.century = Some(digits(b, at, width.unwrap_or(2), true)?),
@@ -313,9 +361,14 @@ fn conv(b: &[u8], at: &mut usize, c: u8, width: Option<usize>, _colons: u8, f: &
             for i in 0..9 {
                 ns = ns * 10 + ds.get(i).map_or(0, |d| u32::from(d - b'0'));
             }
-            // Ruby reads further digits of %N as part of the fraction.
-            while *at < b.len() && b[*at].is_ascii_digit() {
-                *at += 1;
+            // Ruby reads further digits of %N as part of the fraction; the
+            // strptime gem stops after nine.
+            if !gem || c == b'L' {
+                while *at < b.len() && b[*at].is_ascii_digit() {
+                    *at += 1;
+                }
+            } else {
+                *at = start + (*at - start).min(9);
             }
             f.nsec = Some(ns);
         }
@@ -336,10 +389,16 @@ fn conv(b: &[u8], at: &mut usize, c: u8, width: Option<usize>, _colons: u8, f: &
             *at += 2;
             f.pm = Some(pm);
         }
-        b'z' => f.offset = Some(offset(b, at)?),
+        b'z' => f.offset = Some(offset(b, at, gem)?),
         b'Z' => {
             let start = *at;
-            if let Ok(o) = offset(b, at) {
+            let rest = &b[start..];
+            if let Some((name, h)) =
+                US_ZONES.iter().find(|(n, _)| rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(n.as_bytes()))
+            {
+                *at += name.len();
+                f.offset = Some(h * 3600);
+            } else if let Ok(o) = offset(b, at, false) {
                 f.offset = Some(o);
             } else {
                 *at = start;
@@ -395,6 +454,7 @@ fn resolve(f: &Fields, zone: &Zone) -> Option<EventTime> {
             )
         }
     };
+    // Days past the month's end roll over (Feb 30 is Mar 2), as in Ruby.
     if !(1..=12).contains(&month) || day == 0 || day > 31 {
         return None;
     }
@@ -405,15 +465,11 @@ fn resolve(f: &Fields, zone: &Zone) -> Option<EventTime> {
         (None, None, _) => 0,
     };
     let (min, sec) = (f.min.unwrap_or(0), f.sec.unwrap_or(0));
-    if hour > 24 || min > 59 || sec > 60 {
+    if hour > 24 || (hour == 24 && (min > 0 || sec > 0)) || min > 59 || sec > 60 {
         return None;
     }
     let days = days_from_civil(year, month, day);
-    // Reject dates that do not exist (Feb 30).
-    if crate::strftime::civil_from_days(days) != (year, month, day) {
-        return None;
-    }
-    let local = days * 86_400 + i64::from(hour) * 3600 + i64::from(min) * 60 + i64::from(sec.min(59));
+    let local = days * 86_400 + i64::from(hour) * 3600 + i64::from(min) * 60 + i64::from(sec);
     let offset = match f.offset {
         Some(o) => i64::from(o),
         None => {
@@ -458,6 +514,25 @@ mod tests {
     }
 
     #[test]
+    fn gem_and_ruby_flavours() {
+        // The gem reads at most 9 digits of %N; the rest is then the offset.
+        assert_eq!(
+            p("%Y-%m-%dT%H:%M:%S.%N%z", "2013-02-28T12:00:00.123456789123+09:00"),
+            Ok(EventTime::new(1_362_052_800 - 12 * 3600 - 3 * 60, 123_456_789))
+        );
+        // %L is Ruby's: every digit belongs to the fraction.
+        assert_eq!(
+            p("%Y-%m-%dT%H:%M:%S.%L%z", "2013-02-28T12:00:00.123456Z"),
+            Ok(EventTime::new(1_362_052_800, 123_456_000))
+        );
+        assert_eq!(p("%d/%b/%Y:%H:%M:%S %Z", "28/Feb/2013:12:00:00 EST"), Ok(EventTime::new(1_362_070_800, 0)));
+        // Unknown zone names read as local time (UTC here).
+        assert_eq!(p("%d/%b/%Y:%H:%M:%S %Z", "28/Feb/2013:12:00:00 JST"), Ok(EventTime::new(1_362_052_800, 0)));
+        assert!(Strptime::new("%Y-%m-%d %H:%M:%S").unwrap().is_gem_format());
+        assert!(!Strptime::new("%Y-%m-%dT%H:%M:%S.%L").unwrap().is_gem_format());
+    }
+
+    #[test]
     fn zones_and_missing_year() {
         let jst = Zone::Fixed(9 * 3600);
         assert_eq!(
@@ -473,7 +548,10 @@ mod tests {
     #[test]
     fn errors() {
         assert!(p("%Y-%m-%d", "2016-13-01").is_err());
-        assert!(p("%Y-%m-%d", "2016-02-30").is_err());
+        assert_eq!(p("%Y-%m-%d", "2013-02-30"), p("%Y-%m-%d", "2013-03-02"));
+        assert_eq!(p("%Y-%m-%d %H:%M:%S", "2013-02-28 12:00:60"), p("%Y-%m-%d %H:%M:%S", "2013-02-28 12:01:00"));
+        assert!(p("%Y-%m-%d", "2016-02-32").is_err());
+        assert!(p("%Y-%m-%d %H:%M", "2013-02-28 25:00").is_err());
         assert!(p("%Y-%m-%d", "2016/10/07").is_err());
         assert_eq!(p("%Y-%m-%d", "2016-10-07 extra"), Ok(EventTime::new(1_475_798_400, 0)));
         assert!(Strptime::new("%Y %q").is_err());
