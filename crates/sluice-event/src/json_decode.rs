@@ -208,7 +208,7 @@ impl JsonDecoder {
             }
         }
         self.keys.truncate(keys_base);
-        patch_header(out, hdr, n, true);
+        msgpack::patch_container_header(out, hdr, n, true);
         Ok(())
     }
 
@@ -241,7 +241,7 @@ impl JsonDecoder {
                 _ => return Err(c.err("',' or ']'")),
             }
         }
-        patch_header(out, hdr, n, false);
+        msgpack::patch_container_header(out, hdr, n, false);
         Ok(())
     }
 
@@ -431,25 +431,6 @@ fn number(c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result<(), JsonError> {
     Ok(())
 }
 
-/// Rewrite the 1-byte placeholder header at `at` for `n` entries.
-#[inline]
-fn patch_header(out: &mut Vec<u8>, at: usize, n: usize, map: bool) {
-    if n < 16 {
-        out[at] = (if map { 0x80 } else { 0x90 }) | n as u8;
-        return;
-    }
-    let (hdr, len): ([u8; 5], usize) = if n <= 0xffff {
-        let b = (n as u16).to_be_bytes();
-        ([if map { 0xde } else { 0xdc }, b[0], b[1], 0, 0], 3)
-    } else {
-        let b = (n as u32).to_be_bytes();
-        ([if map { 0xdf } else { 0xdd }, b[0], b[1], b[2], b[3]], 5)
-    };
-    let old = out.len();
-    out.resize(old + len - 1, 0);
-    out.copy_within(at + 1..old, at + len);
-    out[at..at + len].copy_from_slice(&hdr[..len]);
-}
 
 /// Rewrite the value at `out[at..]` with duplicate map keys merged (first
 /// position, last value) at every level.

@@ -437,19 +437,21 @@ pub fn array_header_size(len: usize) -> usize {
 /// `len`, shifting the bytes after it if a longer header is needed. Used by
 /// streaming encoders that learn a container's size only at its end.
 pub fn patch_container_header(out: &mut Vec<u8>, at: usize, len: usize, map: bool) {
-    let mut hdr = Vec::with_capacity(5);
-    if map {
-        write_map_header(&mut hdr, len);
+    if len < 16 {
+        out[at] = (if map { 0x80 } else { 0x90 }) | len as u8;
+        return;
+    }
+    let (hdr, n): ([u8; 5], usize) = if len <= 0xffff {
+        let b = (len as u16).to_be_bytes();
+        ([if map { 0xde } else { 0xdc }, b[0], b[1], 0, 0], 3)
     } else {
-        write_array_header(&mut hdr, len);
-    }
-    let extra = hdr.len() - 1;
-    if extra > 0 {
-        let old_len = out.len();
-        out.resize(old_len + extra, 0);
-        out.copy_within(at + 1..old_len, at + 1 + extra);
-    }
-    out[at..at + hdr.len()].copy_from_slice(&hdr);
+        let b = (len as u32).to_be_bytes();
+        ([if map { 0xdf } else { 0xdd }, b[0], b[1], b[2], b[3]], 5)
+    };
+    let old_len = out.len();
+    out.resize(old_len + n - 1, 0);
+    out.copy_within(at + 1..old_len, at + n);
+    out[at..at + n].copy_from_slice(&hdr[..n]);
 }
 
 #[cfg(test)]

@@ -913,7 +913,7 @@ fn hash_get<'a>(h: &'a [(RValue, RValue)], k: &RValue) -> Option<&'a RValue> {
 }
 
 /// Ruby's `to_i` of a string: optional sign and leading digits, else 0.
-fn str_to_i(s: &str) -> i64 {
+pub fn str_to_i(s: &str) -> i64 {
     let t = s.trim_start();
     let (neg, body) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),

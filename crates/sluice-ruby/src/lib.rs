@@ -9,5 +9,5 @@
 pub mod expr;
 pub mod regex;
 
-pub use expr::{Expr, ExprError, RValue, Scope};
-pub use regex::{RubyFlags, RubyRegex};
+pub use expr::{Expr, ExprError, RValue, Scope, str_to_f, str_to_i};
+pub use regex::{ByteRegex, RubyFlags, RubyRegex};

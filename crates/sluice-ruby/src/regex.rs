@@ -67,22 +67,9 @@ impl RubyRegex {
     /// # Errors
     /// For a missing right slash or an invalid pattern.
     pub fn parse_literal(s: &str) -> Result<RubyRegex, String> {
-        if let Some(rest) = s.strip_prefix('/') {
-            let Some(right) = rest.rfind('/') else {
-                return Err(format!("invalid regexp: missing right slash: {s}"));
-            };
-            let opts = &rest[right + 1..];
-            if opts.len() > 3 || !opts.chars().all(|c| matches!(c, 'i' | 'm' | 'x' | 'o' | 'n' | 'e' | 's' | 'u')) {
-                return Err(format!("invalid regexp: missing right slash: {s}"));
-            }
-            let flags = RubyFlags {
-                ignore_case: opts.contains('i'),
-                multiline: opts.contains('m'),
-                extended: opts.contains('x'),
-            };
-            RubyRegex::new(&rest[..right], flags)
-        } else {
-            RubyRegex::new(s, RubyFlags::default())
+        match split_literal(s)? {
+            (p, Some(flags)) => RubyRegex::new(p, flags),
+            (p, None) => RubyRegex::new(p, RubyFlags::default()),
         }
     }
 
@@ -158,6 +145,133 @@ impl PartialEq for RubyRegex {
     fn eq(&self, other: &Self) -> bool {
         self.source == other.source
     }
+}
+
+/// A Ruby-syntax regular expression matched against bytes, as Fluentd
+/// matches lines read as binary (in_tail): `.` is one byte, `\w` `\d` `\s`
+/// are ASCII, invalid UTF-8 never prevents a match. Patterns that need
+/// Unicode classes use Unicode mode on bytes; patterns that need look-around
+/// or back-references run on `fancy-regex` over the text made valid UTF-8.
+#[derive(Clone, Debug)]
+pub struct ByteRegex {
+    source: String,
+    engine: ByteEngine,
+    names: Vec<Option<String>>,
+}
+
+#[derive(Clone, Debug)]
+enum ByteEngine {
+    Bytes(regex::bytes::Regex),
+    Fancy(fancy_regex::Regex),
+}
+
+/// Byte ranges of a match's groups (index 0 is the whole match).
+pub type Groups = Vec<Option<(usize, usize)>>;
+
+impl ByteRegex {
+    /// Compile a pattern written in Ruby syntax (without slashes).
+    ///
+    /// # Errors
+    /// The engine's message if no engine accepts the pattern.
+    pub fn new(pattern: &str, flags: RubyFlags) -> Result<ByteRegex, String> {
+        let translated = translate(pattern);
+        let mut f = String::from("m");
+        if flags.ignore_case {
+            f.push('i');
+        }
+        if flags.multiline {
+            f.push('s');
+        }
+        if flags.extended {
+            f.push('x');
+        }
+        let ascii = format!("(?{f}-u){translated}");
+        let engine = match regex::bytes::Regex::new(&ascii) {
+            Ok(r) => ByteEngine::Bytes(r),
+            Err(first) => match regex::bytes::Regex::new(&format!("(?{f}){translated}")) {
+                Ok(r) => ByteEngine::Bytes(r),
+                Err(_) => match fancy_regex::Regex::new(&format!("(?{f}){translated}")) {
+                    Ok(r) => ByteEngine::Fancy(r),
+                    Err(_) => return Err(clean_error(&first.to_string())),
+                },
+            },
+        };
+        let names = match &engine {
+            ByteEngine::Bytes(r) => r.capture_names().map(|n| n.map(String::from)).collect(),
+            ByteEngine::Fancy(r) => r.capture_names().map(|n| n.map(String::from)).collect(),
+        };
+        Ok(ByteRegex { source: pattern.to_string(), engine, names })
+    }
+
+    /// Parse Fluentd's regexp value: `/pattern/flags` or a bare pattern.
+    ///
+    /// # Errors
+    /// For a missing right slash or an invalid pattern.
+    pub fn parse_literal(s: &str) -> Result<ByteRegex, String> {
+        match split_literal(s)? {
+            (p, Some(flags)) => ByteRegex::new(p, flags),
+            (p, None) => ByteRegex::new(p, RubyFlags::default()),
+        }
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Group names by index (`None` for the whole match and unnamed groups).
+    pub fn group_names(&self) -> &[Option<String>] {
+        &self.names
+    }
+
+    /// True if any group is named.
+    pub fn has_named_groups(&self) -> bool {
+        self.names.iter().any(Option::is_some)
+    }
+
+    /// True if the pattern matches anywhere in `text`.
+    pub fn is_match(&self, text: &[u8]) -> bool {
+        match &self.engine {
+            ByteEngine::Bytes(r) => r.is_match(text),
+            ByteEngine::Fancy(r) => r.is_match(&String::from_utf8_lossy(text)[..]).unwrap_or(false),
+        }
+    }
+
+    /// The first match at or after `start`: every group's byte range.
+    pub fn captures_at(&self, text: &[u8], start: usize) -> Option<Groups> {
+        match &self.engine {
+            ByteEngine::Bytes(r) => {
+                let mut locs = r.capture_locations();
+                r.captures_read_at(&mut locs, text, start)?;
+                Some((0..locs.len()).map(|i| locs.get(i)).collect())
+            }
+            ByteEngine::Fancy(r) => {
+                // fancy-regex needs &str: map invalid bytes to U+FFFD only when present.
+                match std::str::from_utf8(text) {
+                    Ok(t) => {
+                        let c = r.captures_from_pos(t, start).ok()??;
+                        Some((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect())
+                    }
+                    Err(_) => None,
+                }
+            }
+        }
+    }
+}
+
+/// Split `/pattern/flags` into the pattern and its flags; a value without
+/// a leading slash is a bare pattern.
+fn split_literal(s: &str) -> Result<(&str, Option<RubyFlags>), String> {
+    let Some(rest) = s.strip_prefix('/') else { return Ok((s, None)) };
+    let Some(right) = rest.rfind('/') else {
+        return Err(format!("invalid regexp: missing right slash: {s}"));
+    };
+    let opts = &rest[right + 1..];
+    if opts.len() > 3 || !opts.chars().all(|c| matches!(c, 'i' | 'm' | 'x' | 'o' | 'n' | 'e' | 's' | 'u')) {
+        return Err(format!("invalid regexp: missing right slash: {s}"));
+    }
+    let flags = RubyFlags { ignore_case: opts.contains('i'), multiline: opts.contains('m'), extended: opts.contains('x') };
+    Ok((&rest[..right], Some(flags)))
 }
 
 fn clean_error(e: &str) -> String {
@@ -248,6 +362,26 @@ mod tests {
         assert!(!RubyRegex::parse_literal("/a.b/").unwrap().is_match("a\nb"));
         assert!(RubyRegex::new("(?m:a.b)", RubyFlags::default()).unwrap().is_match("a\nb"));
         assert!(RubyRegex::new(r"\Aabc\Z", RubyFlags::default()).unwrap().is_match("abc\n"));
+    }
+
+    #[test]
+    fn byte_regex_matches_bytes_like_ruby_binary() {
+        let r = ByteRegex::new(r"^(?<a>.)(?<b>.*)$", RubyFlags::default()).unwrap();
+        let g = r.captures_at("éz".as_bytes(), 0).unwrap();
+        assert_eq!(g[1], Some((0, 1)));
+        assert_eq!(g[2], Some((1, 3)));
+        assert_eq!(r.group_names()[1].as_deref(), Some("a"));
+        // Invalid UTF-8 does not prevent a match.
+        let r = ByteRegex::parse_literal(r"/^(?<k>[^ ]*) (?<v>\S+)$/").unwrap();
+        let g = r.captures_at(b"a\xff b\xfe", 0).unwrap();
+        assert_eq!((g[1], g[2]), (Some((0, 2)), Some((3, 5))));
+        // \w is ASCII.
+        assert!(!ByteRegex::new(r"^\w$", RubyFlags::default()).unwrap().is_match("é".as_bytes()));
+        // Unicode classes still compile; look-behind goes to fancy-regex.
+        assert!(ByteRegex::new(r"\p{Han}", RubyFlags::default()).unwrap().is_match("漢".as_bytes()));
+        let r = ByteRegex::new(r"\[.*?(?<!\\)\]", RubyFlags::default()).unwrap();
+        assert_eq!(r.captures_at(br"x [a\]b] y", 0).unwrap()[0], Some((2, 8)));
+        assert!(ByteRegex::parse_literal("/abc").is_err());
     }
 
     #[test]

@@ -35,6 +35,9 @@ fn spec_for_child(parent: Option<&'static SectionSpec>, child: &Element, depth: 
     if child.name == "format" {
         return registry::spec("formatter", child.type_name().unwrap_or("stdout"));
     }
+    if child.name == "parse" {
+        return registry::spec("parser", child.type_name()?);
+    }
     if child.name == "store" || child.name == "secondary" {
         return registry::spec("output", child.type_name()?);
     }

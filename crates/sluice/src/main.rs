@@ -82,11 +82,12 @@ type Doc = (&'static str, fn() -> &'static sluice_config::SectionSpec);
 
 fn plugin_doc(name: Option<&str>, kind: Option<&str>, list: bool) -> ExitCode {
     let r = registry::registry();
-    let kinds: [(&str, Vec<Doc>); 4] = [
+    let kinds: [(&str, Vec<Doc>); 5] = [
         ("input", r.inputs.iter().map(|d| (d.name, d.spec)).collect()),
         ("output", r.outputs.iter().map(|d| (d.name, d.spec)).collect()),
         ("filter", r.filters.iter().map(|d| (d.name, d.spec)).collect()),
         ("formatter", r.formatters.iter().map(|d| (d.name, d.spec)).collect()),
+        ("parser", r.parsers.iter().map(|d| (d.name, d.spec)).collect()),
     ];
     if list || name.is_none() {
         for (k, defs) in &kinds {

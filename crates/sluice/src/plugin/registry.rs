@@ -1,6 +1,6 @@
 //! The built-in plugins, listed explicitly: one line per `@type`.
 
-use super::{BuildCx, Filter, Formatter, Input, Output};
+use super::{BuildCx, Filter, Formatter, Input, Output, parser::Parser};
 use sluice_config::{Element, SectionSpec};
 use std::sync::OnceLock;
 
@@ -12,6 +12,8 @@ pub type OutputBuild = fn(&Element, &mut BuildCx<'_, '_>) -> Option<Box<dyn Outp
 pub type FilterBuild = fn(&Element, &mut BuildCx<'_, '_>) -> Option<Box<dyn Filter>>;
 /// Builds a formatter from its section.
 pub type FormatterBuild = fn(&Element, &mut BuildCx<'_, '_>) -> Option<Box<dyn Formatter>>;
+/// Builds a parser from its `<parse>` section.
+pub type ParserBuild = fn(&Element, &mut BuildCx<'_, '_>) -> Option<Box<dyn Parser>>;
 /// Builds an output as a chunk writer (for `<secondary>` and `<store>`s of buffered outputs).
 pub type ChunkBuild =
     fn(&Element, &mut BuildCx<'_, '_>) -> Option<std::sync::Arc<dyn crate::buffer::output::ChunkOutput>>;
@@ -44,6 +46,7 @@ pub struct Registry {
     pub outputs: Vec<PluginDef<OutputBuild>>,
     pub filters: Vec<PluginDef<FilterBuild>>,
     pub formatters: Vec<PluginDef<FormatterBuild>>,
+    pub parsers: Vec<PluginDef<ParserBuild>>,
 }
 
 macro_rules! def {
@@ -112,6 +115,21 @@ pub fn registry() -> &'static Registry {
                 def!("out_file", &[], formatter_out_file::OutFileFormatParams, formatter_out_file::build, true),
                 def!("stdout", &[], formatter_stdout::StdoutFormatParams, formatter_stdout::build, true),
             ],
+            parsers: vec![
+                def!("regexp", &[], parser_regexp::RegexpParserParams, parser_regexp::build, true),
+                def!("apache", &[], parser_regexp::RegexpParserParams, parser_apache::build, true),
+                def!("apache2", &[], parser_apache2::Apache2ParserParams, parser_apache2::build, true),
+                def!("apache_error", &[], parser_regexp::RegexpParserParams, parser_apache_error::build, true),
+                def!("nginx", &[], parser_regexp::RegexpParserParams, parser_nginx::build, true),
+                def!("syslog", &[], parser_syslog::SyslogParserParams, parser_syslog::build, true),
+                def!("json", &[], parser_json::JsonParserParams, parser_json::build, true),
+                def!("msgpack", &[], parser_msgpack::MsgpackParserParams, parser_msgpack::build, true),
+                def!("csv", &[], parser_csv::CsvParserParams, parser_csv::build, true),
+                def!("tsv", &[], parser_tsv::TsvParserParams, parser_tsv::build, true),
+                def!("ltsv", &[], parser_ltsv::LtsvParserParams, parser_ltsv::build, true),
+                def!("none", &[], parser_none::NoneParserParams, parser_none::build, true),
+                def!("multiline", &[], parser_multiline::MultilineParserParams, parser_multiline::build, true),
+            ],
         }
     })
 }
@@ -136,6 +154,11 @@ pub fn formatter(name: &str) -> Option<&'static PluginDef<FormatterBuild>> {
     registry().formatters.iter().find(|d| d.named(name))
 }
 
+/// The parser registered as `name`.
+pub fn parser(name: &str) -> Option<&'static PluginDef<ParserBuild>> {
+    registry().parsers.iter().find(|d| d.named(name))
+}
+
 /// The declaration of a plugin by kind and name (for docs and masking).
 pub fn spec(kind: &str, name: &str) -> Option<&'static SectionSpec> {
     let r = registry();
@@ -144,6 +167,7 @@ pub fn spec(kind: &str, name: &str) -> Option<&'static SectionSpec> {
         "output" | "match" => r.outputs.iter().find(|d| d.named(name)).map(|d| d.spec),
         "filter" => r.filters.iter().find(|d| d.named(name)).map(|d| d.spec),
         "formatter" | "format" => r.formatters.iter().find(|d| d.named(name)).map(|d| d.spec),
+        "parser" | "parse" => r.parsers.iter().find(|d| d.named(name)).map(|d| d.spec),
         _ => None,
     }?;
     Some(f())
