@@ -431,7 +431,6 @@ fn number(c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result<(), JsonError> {
     Ok(())
 }
 
-
 /// Rewrite the value at `out[at..]` with duplicate map keys merged (first
 /// position, last value) at every level.
 fn dedup_in_place(out: &mut Vec<u8>, at: usize) {

@@ -3,7 +3,7 @@
 //!
 //! `Time.parse` is Ruby's lenient `Date._parse`. This covers the shapes logs
 //! use: ISO 8601 (`2013-02-28 12:00:00 +0900`, `2013-02-28T12:00:00.5Z`),
-//! slashed dates (`2013/02/28 12:00:00`, US `02/28/2013`), month names
+//! slashed dates (`2013/02/28 12:00:00`, `28/02/2013`, `02/28` month first), month names
 //! (`Feb 28 2013 12:00`, RFC 2822 `Thu, 28 Feb 2013 12:00:00 +0900`, ctime
 //! `Wed Oct 11 14:32:52 2000`), a time alone (`12:00`, today) and a date
 //! alone. Zones: `Z`, `UTC`, `GMT`, `UT`, `±hh:mm`, `±hhmm`, `±hh`, US
@@ -237,10 +237,8 @@ fn date(b: &[u8], words: &[(usize, usize)], f: &mut Found) {
                 let v3 = num(b, s3).0;
                 if e - s == 4 {
                     (f.year, f.month, f.day) = (Some(v1), Some(v2), Some(v3 as u32));
-                } else if sep == Some(b'/') {
-                    // US: mm/dd/yyyy
-                    (f.month, f.day, f.year) = (Some(v1 as u32), Some(v2), Some(year2(v3 as i64, e3 - s3)));
                 } else {
+                    // dd/mm/yyyy and dd.mm.yyyy, as Ruby reads them.
                     (f.day, f.month, f.year) = (Some(v1 as u32), Some(v2), Some(year2(v3 as i64, e3 - s3)));
                 }
             }
@@ -392,7 +390,8 @@ mod tests {
         assert_eq!(p("2013-02-28T03:00:00Z"), Ok(t));
         assert_eq!(p("2013-02-28 03:00:00 UTC"), Ok(t));
         assert_eq!(p("2013/02/28 03:00:00"), Ok(t));
-        assert_eq!(p("02/28/2013 03:00:00"), Ok(t));
+        assert_eq!(p("28/02/2013 03:00:00"), Ok(t));
+        assert_eq!(p("02/28/2013"), Err("argument out of range".into()));
         assert_eq!(p("Thu, 28 Feb 2013 12:00:00 +0900"), Ok(t));
         assert_eq!(p("Feb 28 2013 03:00"), Ok(t));
         assert_eq!(p("February 28, 2013 3:00 AM"), Ok(t));

@@ -270,7 +270,8 @@ fn split_literal(s: &str) -> Result<(&str, Option<RubyFlags>), String> {
     if opts.len() > 3 || !opts.chars().all(|c| matches!(c, 'i' | 'm' | 'x' | 'o' | 'n' | 'e' | 's' | 'u')) {
         return Err(format!("invalid regexp: missing right slash: {s}"));
     }
-    let flags = RubyFlags { ignore_case: opts.contains('i'), multiline: opts.contains('m'), extended: opts.contains('x') };
+    let flags =
+        RubyFlags { ignore_case: opts.contains('i'), multiline: opts.contains('m'), extended: opts.contains('x') };
     Ok((&rest[..right], Some(flags)))
 }
 

@@ -255,7 +255,9 @@ fn ruby_float_ok(v: TimeSrc<'_>) -> bool {
             let t = t.trim().replace('_', "");
             !t.is_empty()
                 && (t.parse::<f64>().is_ok_and(f64::is_finite)
-                    || t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).is_some_and(|h| i64::from_str_radix(h, 16).is_ok()))
+                    || t.strip_prefix("0x")
+                        .or_else(|| t.strip_prefix("0X"))
+                        .is_some_and(|h| i64::from_str_radix(h, 16).is_ok()))
         }
         TimeSrc::Other(..) => false,
     }
@@ -277,7 +279,12 @@ fn float_time(s: &str) -> EventTime {
 }
 
 /// Build a time parser (Fluentd's `time_parser_create`).
-pub fn time_parser(ty: TimeType, format: Option<&str>, fallbacks: &[String], zone: &Zone) -> Result<TimeParser, String> {
+pub fn time_parser(
+    ty: TimeType,
+    format: Option<&str>,
+    fallbacks: &[String],
+    zone: &Zone,
+) -> Result<TimeParser, String> {
     let one = |f: &str| -> Result<TimeParser, String> {
         Ok(match f {
             "%iso8601" => TimeParser::Iso8601(zone.clone()),
@@ -515,7 +522,8 @@ impl Common {
                 },
                 Err(e) => {
                     let ty = def.split(':').next().unwrap_or("");
-                    let msg = if e.is_empty() { format!("unknown value conversion for key:'{k}', type:'{ty}'") } else { e };
+                    let msg =
+                        if e.is_empty() { format!("unknown value conversion for key:'{k}', type:'{ty}'") } else { e };
                     cx.cfg.error(span("types"), msg);
                     return None;
                 }
@@ -580,7 +588,10 @@ impl Common {
             let mut found = None;
             for _ in 0..n {
                 let kstart = at;
-                let Ok((k, vstart)) = msgpack::read_str(buf, at).map(|(k, e)| (Some(k), e)).or_else(|_| msgpack::skip(buf, at).map(|e| (None, e))) else {
+                let Ok((k, vstart)) = msgpack::read_str(buf, at)
+                    .map(|(k, e)| (Some(k), e))
+                    .or_else(|_| msgpack::skip(buf, at).map(|e| (None, e)))
+                else {
                     break;
                 };
                 let Ok(vend) = msgpack::skip(buf, vstart) else { break };
@@ -721,7 +732,11 @@ impl FieldWriter<'_, '_> {
 // === building ===
 
 /// Build the parser for a `<parse>` section (`default_type` when it has no `@type`).
-pub fn build(section: Option<&Element>, default_type: Option<&str>, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Parser>> {
+pub fn build(
+    section: Option<&Element>,
+    default_type: Option<&str>,
+    cx: &mut BuildCx<'_, '_>,
+) -> Option<Box<dyn Parser>> {
     let empty;
     let el = match section {
         Some(e) => e,
@@ -753,7 +768,11 @@ pub fn build(section: Option<&Element>, default_type: Option<&str>, cx: &mut Bui
 }
 
 /// Read a parser's params with Fluentd's per-parser defaults (`config_set_default`).
-pub fn read_params<P: Params>(el: &Element, defaults: &[(&'static str, &'static str)], cx: &mut BuildCx<'_, '_>) -> Option<P> {
+pub fn read_params<P: Params>(
+    el: &Element,
+    defaults: &[(&'static str, &'static str)],
+    cx: &mut BuildCx<'_, '_>,
+) -> Option<P> {
     let saved = std::mem::replace(&mut cx.cfg.defaults, defaults.to_vec());
     let p = P::from_element(el, cx.cfg);
     cx.cfg.defaults = saved;
@@ -787,7 +806,10 @@ mod tests {
     fn numeric_and_mixed_time_parsers() {
         assert_eq!(TimeParser::Unixtime.parse(TimeSrc::Str(b"1362052800.999")), Ok(EventTime::new(1_362_052_800, 0)));
         assert_eq!(TimeParser::Unixtime.parse(TimeSrc::Str(b"x")), Ok(EventTime::new(0, 0)));
-        assert_eq!(TimeParser::Float.parse(TimeSrc::Float(1_362_052_800.25)), Ok(EventTime::new(1_362_052_800, 250_000_000)));
+        assert_eq!(
+            TimeParser::Float.parse(TimeSrc::Float(1_362_052_800.25)),
+            Ok(EventTime::new(1_362_052_800, 250_000_000))
+        );
         assert_eq!(
             TimeParser::Float.parse(TimeSrc::Other("", "NilClass")),
             Err("value must be a string or a number: (NilClass)".into())
@@ -803,7 +825,8 @@ mod tests {
         assert_eq!(m.parse(TimeSrc::Str(b"1362052800")), Ok(EventTime::new(1_362_052_800, 0)));
         assert_eq!(
             m.parse(TimeSrc::Str(b"zz")),
-            Err("invalid time format: value = zz, even though fallbacks: Fluent::TimeParser,Fluent::NumericTimeParser".into())
+            Err("invalid time format: value = zz, even though fallbacks: Fluent::TimeParser,Fluent::NumericTimeParser"
+                .into())
         );
     }
 }

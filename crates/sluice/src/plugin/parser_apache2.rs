@@ -3,8 +3,8 @@
 //! The time format is fixed; `types`, `null_*` and `time_key` do not apply.
 
 use super::BuildCx;
-use super::parser::{Emit, ParseError, Parser, ParserCommonParams, Scratch, TimeParser, TimeSrc, time_parser};
 use super::formatter::TimeType;
+use super::parser::{Emit, ParseError, Parser, ParserCommonParams, Scratch, TimeParser, TimeSrc, time_parser};
 use sluice_config::{Element, Params};
 use sluice_event::msgpack;
 use sluice_ruby::ByteRegex;
@@ -60,7 +60,11 @@ impl Parser for Apache2Parser {
         }
         msgpack::write_str(out, b"code");
         let c = sluice_ruby::str_to_i(&String::from_utf8_lossy(code.unwrap_or(b"")));
-        if c == 0 { msgpack::write_nil(out) } else { msgpack::write_int(out, c) }
+        if c == 0 {
+            msgpack::write_nil(out)
+        } else {
+            msgpack::write_int(out, c)
+        }
         msgpack::write_str(out, b"size");
         match size {
             Some(b"-") | None => msgpack::write_nil(out),
@@ -82,8 +86,10 @@ impl Parser for Apache2Parser {
 /// Factory.
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Parser>> {
     let p = Apache2ParserParams::from_element(el, cx.cfg)?;
-    let (zone, _) = super::formatter::resolve_zone(el, p.common.localtime, p.common.utc, p.common.timezone.as_deref(), cx)?;
+    let (zone, _) =
+        super::formatter::resolve_zone(el, p.common.localtime, p.common.utc, p.common.timezone.as_deref(), cx)?;
     let re = ByteRegex::new(EXPRESSION, sluice_ruby::RubyFlags::default()).expect("a valid built-in expression");
-    let time = time_parser(TimeType::String, Some("%d/%b/%Y:%H:%M:%S %z"), &[], &zone).expect("a valid built-in format");
+    let time =
+        time_parser(TimeType::String, Some("%d/%b/%Y:%H:%M:%S %z"), &[], &zone).expect("a valid built-in format");
     Some(Box::new(Apache2Parser { re, time, keep_time_key: p.common.keep_time_key }))
 }

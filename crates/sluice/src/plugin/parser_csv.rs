@@ -54,7 +54,9 @@ pub fn parse_line(text: &[u8], sep: &[u8]) -> Result<Option<Vec<Option<Vec<u8>>>
     }
     let mut fields = Vec::new();
     let mut i = 0;
-    let at_row_end = |i: usize| i >= text.len() || text[i] == b'\n' || (text[i] == b'\r' && matches!(text.get(i + 1), None | Some(b'\n')));
+    let at_row_end = |i: usize| {
+        i >= text.len() || text[i] == b'\n' || (text[i] == b'\r' && matches!(text.get(i + 1), None | Some(b'\n')))
+    };
     if at_row_end(0) {
         return Ok(Some(fields));
     }
@@ -114,7 +116,11 @@ pub fn parse_line(text: &[u8], sep: &[u8]) -> Result<Option<Vec<Option<Vec<u8>>>
 
 /// Fluentd's fast CSV splitter.
 fn parse_fast(text: &[u8], sep: &[u8]) -> Vec<Option<Vec<u8>>> {
-    let text = text.strip_suffix(b"\r\n").or_else(|| text.strip_suffix(b"\n")).or_else(|| text.strip_suffix(b"\r")).unwrap_or(text);
+    let text = text
+        .strip_suffix(b"\r\n")
+        .or_else(|| text.strip_suffix(b"\n"))
+        .or_else(|| text.strip_suffix(b"\r"))
+        .unwrap_or(text);
     if text.is_empty() {
         return Vec::new();
     }
@@ -148,9 +154,15 @@ fn parse_fast(text: &[u8], sep: &[u8]) -> Vec<Option<Vec<u8>>> {
                 let inner = if joined.len() >= 2 { joined[1..joined.len() - 1].to_vec() } else { Vec::new() };
                 Some(inner)
             }
-            2 if col.first() == Some(&b'"') && col.last() == Some(&b'"') && col.len() >= 2 => Some(col[1..col.len() - 1].to_vec()),
+            2 if col.first() == Some(&b'"') && col.last() == Some(&b'"') && col.len() >= 2 => {
+                Some(col[1..col.len() - 1].to_vec())
+            }
             n if n >= 3 => {
-                let inner = if col.len() >= 2 && col.first() == Some(&b'"') && col.last() == Some(&b'"') { &col[1..col.len() - 1] } else { col };
+                let inner = if col.len() >= 2 && col.first() == Some(&b'"') && col.last() == Some(&b'"') {
+                    &col[1..col.len() - 1]
+                } else {
+                    col
+                };
                 let mut v = Vec::with_capacity(inner.len());
                 let mut k = 0;
                 while k < inner.len() {
@@ -240,7 +252,12 @@ mod tests {
 
     #[test]
     fn fast_engine() {
-        let f = |s: &str| parse_fast(s.as_bytes(), b",").into_iter().map(|v| v.map(|b| String::from_utf8(b).unwrap())).collect::<Vec<_>>();
+        let f = |s: &str| {
+            parse_fast(s.as_bytes(), b",")
+                .into_iter()
+                .map(|v| v.map(|b| String::from_utf8(b).unwrap()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(f("a,b"), vec![Some("a".to_string()), Some("b".into())]);
         assert_eq!(f(","), vec![None, None]);
         assert_eq!(f("\"multi"), vec![Some("mult".to_string())]);

@@ -9,7 +9,7 @@
 
 use super::BuildCx;
 use super::parser::{Common, Emit, ParseError, Parser, ParserCommonParams, Scratch, read_params};
-use sluice_config::{Element, Params, ParamEnum, Size};
+use sluice_config::{Element, ParamEnum, Params, Size};
 use sluice_event::msgpack::{self, Kind};
 
 /// Which JSON library Fluentd would use (sluice has one parser for all).
@@ -62,7 +62,8 @@ impl Parser for JsonParser {
             Ok(Kind::Array) => {
                 let whole = std::mem::take(&mut s.buf);
                 let r = (|| {
-                    let (n, mut at) = msgpack::read_array_len(&whole, 0).map_err(|e| ParseError::parser(e.to_string()))?;
+                    let (n, mut at) =
+                        msgpack::read_array_len(&whole, 0).map_err(|e| ParseError::parser(e.to_string()))?;
                     for _ in 0..n {
                         let end = msgpack::skip(&whole, at).map_err(|e| ParseError::parser(e.to_string()))?;
                         if msgpack::header(&whole, at).map(|h| h.kind) == Ok(Kind::Map) {
@@ -93,8 +94,11 @@ impl Parser for JsonParser {
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Parser>> {
     // A time_format without a time_type means the time is a string.
     let ty = if el.has("time_format") && !el.has("time_type") { "string" } else { "float" };
-    let defaults: &[(&'static str, &'static str)] =
-        if ty == "string" { &[("time_key", "time"), ("time_type", "string")] } else { &[("time_key", "time"), ("time_type", "float")] };
+    let defaults: &[(&'static str, &'static str)] = if ty == "string" {
+        &[("time_key", "time"), ("time_type", "string")]
+    } else {
+        &[("time_key", "time"), ("time_type", "float")]
+    };
     let p: JsonParserParams = read_params(el, defaults, cx)?;
     Some(Box::new(JsonParser { common: Common::new(&p.common, el, cx)? }))
 }

@@ -132,7 +132,10 @@ fn strip_slashes<'a>(name: &str, v: &'a str, cx: &mut BuildCx<'_, '_>, el: &Elem
     if v.len() >= 2 && v.starts_with('/') && v.ends_with('/') {
         Some(&v[1..v.len() - 1])
     } else {
-        cx.cfg.error(el.param(name).map_or(el.span, |x| x.value_span), format!("format should be Regexp, need //, in {name}: '{v}'"));
+        cx.cfg.error(
+            el.param(name).map_or(el.span, |x| x.value_span),
+            format!("format should be Regexp, need //, in {name}: '{v}'"),
+        );
         None
     }
 }
@@ -149,15 +152,36 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Parser>> 
     }
     let p: MultilineParserParams = read_params(el, &[("time_key", "time")], cx)?;
     let formats = [
-        &p.format1, &p.format2, &p.format3, &p.format4, &p.format5, &p.format6, &p.format7, &p.format8, &p.format9, &p.format10,
-        &p.format11, &p.format12, &p.format13, &p.format14, &p.format15, &p.format16, &p.format17, &p.format18, &p.format19, &p.format20,
+        &p.format1,
+        &p.format2,
+        &p.format3,
+        &p.format4,
+        &p.format5,
+        &p.format6,
+        &p.format7,
+        &p.format8,
+        &p.format9,
+        &p.format10,
+        &p.format11,
+        &p.format12,
+        &p.format13,
+        &p.format14,
+        &p.format15,
+        &p.format16,
+        &p.format17,
+        &p.format18,
+        &p.format19,
+        &p.format20,
     ];
     let mut combined = String::new();
     let mut last = 0;
     for (i, f) in formats.iter().enumerate() {
         if let Some(f) = f {
             if last != i {
-                cx.cfg.error(el.param(&format!("format{}", i + 1)).map_or(el.span, |x| x.key_span), format!("Jump of format index found. format{} is missing.", last + 1));
+                cx.cfg.error(
+                    el.param(&format!("format{}", i + 1)).map_or(el.span, |x| x.key_span),
+                    format!("Jump of format index found. format{} is missing.", last + 1),
+                );
                 return None;
             }
             last = i + 1;
@@ -171,12 +195,18 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Parser>> 
     let re = match ByteRegex::new(&combined, RubyFlags { multiline: true, ..RubyFlags::default() }) {
         Ok(r) => r,
         Err(e) => {
-            cx.cfg.error(el.param("format1").map_or(el.span, |x| x.value_span), format!("Invalid regexp in format1: {e}"));
+            cx.cfg.error(
+                el.param("format1").map_or(el.span, |x| x.value_span),
+                format!("Invalid regexp in format1: {e}"),
+            );
             return None;
         }
     };
     if !re.has_named_groups() {
-        cx.cfg.error(el.param("format1").map_or(el.span, |x| x.value_span), format!("Invalid regexp '{combined}': No named captures"));
+        cx.cfg.error(
+            el.param("format1").map_or(el.span, |x| x.value_span),
+            format!("Invalid regexp '{combined}': No named captures"),
+        );
         return None;
     }
     let firstline = match &p.format_firstline {
@@ -185,7 +215,10 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Parser>> 
             match ByteRegex::new(inner, RubyFlags::default()) {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    cx.cfg.error(el.param("format_firstline").map_or(el.span, |x| x.value_span), format!("invalid regexp: {e}"));
+                    cx.cfg.error(
+                        el.param("format_firstline").map_or(el.span, |x| x.value_span),
+                        format!("invalid regexp: {e}"),
+                    );
                     return None;
                 }
             }

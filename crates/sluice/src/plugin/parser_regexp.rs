@@ -38,7 +38,14 @@ impl RegexpParser {
         let span = el.param("expression").map_or(el.span, |x| x.value_span);
         let re = if p.ignorecase || p.multiline {
             let (pat, mut flags) = match p.expression.strip_prefix('/').and_then(|r| r.rsplit_once('/')) {
-                Some((pat, opts)) => (pat, RubyFlags { ignore_case: opts.contains('i'), multiline: opts.contains('m'), extended: opts.contains('x') }),
+                Some((pat, opts)) => (
+                    pat,
+                    RubyFlags {
+                        ignore_case: opts.contains('i'),
+                        multiline: opts.contains('m'),
+                        extended: opts.contains('x'),
+                    },
+                ),
                 None => (p.expression.as_str(), RubyFlags::default()),
             };
             flags.ignore_case |= p.ignorecase;
@@ -55,7 +62,10 @@ impl RegexpParser {
             }
         };
         if !re.has_named_groups() {
-            cx.cfg.error(span, "No named captures in 'expression' parameter. The regexp must have at least one named capture");
+            cx.cfg.error(
+                span,
+                "No named captures in 'expression' parameter. The regexp must have at least one named capture",
+            );
             return None;
         }
         let common = Common::new(&p.common, el, cx)?;
@@ -63,7 +73,12 @@ impl RegexpParser {
     }
 
     /// A parser for an already compiled regexp.
-    pub fn from_regex(re: ByteRegex, common: &ParserCommonParams, el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<RegexpParser> {
+    pub fn from_regex(
+        re: ByteRegex,
+        common: &ParserCommonParams,
+        el: &Element,
+        cx: &mut BuildCx<'_, '_>,
+    ) -> Option<RegexpParser> {
         Some(RegexpParser { re, common: Common::new(common, el, cx)? })
     }
 
@@ -78,7 +93,13 @@ impl RegexpParser {
     }
 
     /// Match at `start`: the end of the match, or `None`.
-    pub fn parse_at(&self, text: &[u8], start: usize, s: &mut Scratch, emit: &mut Emit<'_>) -> Result<Option<usize>, ParseError> {
+    pub fn parse_at(
+        &self,
+        text: &[u8],
+        start: usize,
+        s: &mut Scratch,
+        emit: &mut Emit<'_>,
+    ) -> Result<Option<usize>, ParseError> {
         let Some(groups) = self.re.captures_at(text, start) else {
             emit(None, None);
             return Ok(None);
@@ -102,7 +123,11 @@ impl Parser for RegexpParser {
 }
 
 /// Build with per-type defaults (`expression`, `time_format`).
-pub fn build_with(el: &Element, defaults: &[(&'static str, &'static str)], cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Parser>> {
+pub fn build_with(
+    el: &Element,
+    defaults: &[(&'static str, &'static str)],
+    cx: &mut BuildCx<'_, '_>,
+) -> Option<Box<dyn Parser>> {
     let p: RegexpParserParams = read_params(el, defaults, cx)?;
     Some(Box::new(RegexpParser::new(&p, el, cx)?))
 }

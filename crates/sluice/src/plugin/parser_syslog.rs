@@ -9,7 +9,9 @@
 
 use super::BuildCx;
 use super::formatter::TimeType;
-use super::parser::{Emit, ParseError, Parser, ParserCommonParams, Scratch, TimeParser, TimeSrc, read_params, time_parser};
+use super::parser::{
+    Emit, ParseError, Parser, ParserCommonParams, Scratch, TimeParser, TimeSrc, read_params, time_parser,
+};
 use sluice_config::{Element, ParamEnum, Params};
 use sluice_event::{EventTime, msgpack};
 use sluice_ruby::{ByteRegex, RubyFlags};
@@ -287,7 +289,10 @@ impl SyslogParser {
             let (i, sq) = Self::time_end(text, cursor, space_count(&self.t3164_fmt))?;
             if sq {
                 // Fluentd's string engine fails here (an undefined variable).
-                return Err(ParseError { class: "NameError", message: "undefined local variable or method 'idx'".into() });
+                return Err(ParseError {
+                    class: "NameError",
+                    message: "undefined local variable or method 'idx'".into(),
+                });
             }
             time_str = text[cursor..i].to_vec();
             cursor = i + 1;
@@ -373,7 +378,8 @@ impl SyslogParser {
             cursor = i + 1;
             Some(t)
         };
-        let (Some(time_str), Some(host), Some(ident), Some(pid), Some(msgid)) = (tok(), tok(), tok(), tok(), tok()) else {
+        let (Some(time_str), Some(host), Some(ident), Some(pid), Some(msgid)) = (tok(), tok(), tok(), tok(), tok())
+        else {
             emit(None, None);
             return Ok(());
         };
@@ -461,7 +467,8 @@ impl Parser for SyslogParser {
 /// Factory.
 pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Parser>> {
     let p: SyslogParserParams = read_params(el, &[("time_format", "%b %d %H:%M:%S")], cx)?;
-    let (zone, _) = super::formatter::resolve_zone(el, p.common.localtime, p.common.utc, p.common.timezone.as_deref(), cx)?;
+    let (zone, _) =
+        super::formatter::resolve_zone(el, p.common.localtime, p.common.utc, p.common.timezone.as_deref(), cx)?;
     let span = el.param("time_format").map_or(el.span, |x| x.value_span);
     let f3164 = p.common.time_format.clone().unwrap_or_else(|| "%b %d %H:%M:%S".into());
     let f5424 = if el.has("time_format") { f3164.clone() } else { p.rfc5424_time_format.clone() };
@@ -474,7 +481,8 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Parser>> 
         }
     };
     let re3164 = ByteRegex::new(RFC3164_BODY, RubyFlags::default()).expect("a valid built-in expression");
-    let re5424 = ByteRegex::new(RFC5424_BODY, RubyFlags { multiline: true, ..RubyFlags::default() }).expect("a valid built-in expression");
+    let re5424 = ByteRegex::new(RFC5424_BODY, RubyFlags { multiline: true, ..RubyFlags::default() })
+        .expect("a valid built-in expression");
     Some(Box::new(SyslogParser {
         with_priority: p.with_priority,
         format: p.message_format,

@@ -96,7 +96,12 @@ mod tests {
 
     #[test]
     fn split_with_limit_like_ruby() {
-        let f = |s: &str, d: &str, n| split_limit(s.as_bytes(), d.as_bytes(), n).iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect::<Vec<_>>();
+        let f = |s: &str, d: &str, n| {
+            split_limit(s.as_bytes(), d.as_bytes(), n)
+                .iter()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(f("1\t2\t3\t4", "\t", 3), vec!["1", "2", "3\t4"]);
         assert_eq!(f("\t\t", "\t", 3), vec!["", "", ""]);
         assert_eq!(f("1\t2", "\t", 3), vec!["1", "2"]);
