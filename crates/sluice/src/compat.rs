@@ -41,6 +41,32 @@ const FORMAT_KEYS: [(&str, &str); 12] = [
     ("output_type", "output_type"),
 ];
 
+/// Old top-level keys moved into `<parse>` (besides `format` itself).
+const PARSE_KEYS: [&str; 22] = [
+    "types",
+    "keys",
+    "time_key",
+    "time_format",
+    "time_type",
+    "localtime",
+    "utc",
+    "timezone",
+    "delimiter",
+    "keep_time_key",
+    "null_empty_string",
+    "null_value_pattern",
+    "json_parser",
+    "label_delimiter",
+    "format_firstline",
+    "message_key",
+    "with_priority",
+    "message_format",
+    "rfc5424_time_format",
+    "estimate_current_event",
+    "expression",
+    "time_format_fallbacks",
+];
+
 /// Keys that make `<inject>` conversion happen.
 const INJECT_TRIGGERS: [&str; 5] = ["include_time_key", "include_tag_key", "time_key", "tag_key", "time_as_epoch"];
 
@@ -82,6 +108,9 @@ pub fn convert(el: &mut Element, spec: &SectionSpec, what: &str, diags: &mut Dia
         if !fmt.params.is_empty() {
             el.elements.push(fmt);
         }
+    }
+    if spec.section("parse").is_some() && !el.elements.iter().any(|e| e.name == "parse") && el.has("format") && !declared("format") {
+        convert_parse(el, &declared, what, diags);
     }
     if spec.section("inject").is_some()
         && !el.elements.iter().any(|e| e.name == "inject")
@@ -128,6 +157,47 @@ pub fn convert(el: &mut Element, spec: &SectionSpec, what: &str, diags: &mut Dia
             el.elements.push(inj);
         }
     }
+}
+
+fn convert_parse(el: &mut Element, declared: &dyn Fn(&str) -> bool, what: &str, diags: &mut Diagnostics) {
+    let Some(f) = take(el, "format") else { return };
+    let mut parse = Element::new("parse", "");
+    parse.span = f.key_span;
+    let value = f.str().trim();
+    if value.starts_with('/') {
+        diags.warn(f.key_span, format!("'format' is a v0.12 parameter of {what}; a regexp there is read as `@type regexp` with `expression` in <parse> (move it into a <parse> section)"));
+        put(&mut parse, "@type", "regexp", f.value_span);
+        put(&mut parse, "expression", value, f.value_span);
+    } else {
+        diags.warn(f.key_span, format!("'format' is a v0.12 parameter of {what}; it is read as `@type` in <parse> (move it into a <parse> section)"));
+        put(&mut parse, "@type", value, f.value_span);
+    }
+    let mut keys: Vec<String> = PARSE_KEYS.iter().map(|k| k.to_string()).collect();
+    keys.extend((1..=20).map(|i| format!("format{i}")));
+    for k in &keys {
+        if declared(k) {
+            continue;
+        }
+        if let Some(p) = take(el, k) {
+            put(&mut parse, k, p.str(), p.value_span);
+        }
+    }
+    // `types` with custom delimiters becomes a JSON object.
+    let td = take(el, "types_delimiter").filter(|_| !declared("types_delimiter"));
+    let tl = take(el, "types_label_delimiter").filter(|_| !declared("types_label_delimiter"));
+    if td.is_some() || tl.is_some() {
+        let d = td.as_ref().map_or(",", |p| p.str());
+        let l = tl.as_ref().map_or(":", |p| p.str());
+        if let Some(tp) = parse.params.iter_mut().find(|p| p.key == "types") {
+            let obj: serde_json::Map<String, serde_json::Value> = tp
+                .str()
+                .split(d)
+                .filter_map(|pair| pair.split_once(l).map(|(k, v)| (k.trim().to_string(), serde_json::Value::from(v.trim()))))
+                .collect();
+            tp.value = Some(serde_json::Value::Object(obj).to_string());
+        }
+    }
+    el.elements.push(parse);
 }
 
 fn convert_buffer(el: &mut Element, declared: &dyn Fn(&str) -> bool, what: &str, diags: &mut Diagnostics) {

@@ -15,6 +15,8 @@
 //!   and background flushing it needs.
 //! * [`Formatter`]: renders one event into bytes (`<format>`).
 
+pub mod filter_grep;
+pub mod filter_parser;
 pub mod filter_record_transformer;
 pub mod filter_stdout;
 pub mod formatter;

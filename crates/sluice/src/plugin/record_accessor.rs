@@ -63,6 +63,45 @@ impl Accessor {
         record.dig(&self.path)
     }
 
+    /// Raw value at the path with Ruby's `dig` errors: `Ok(None)` when a
+    /// key is missing or a level is nil, `Err` when a level cannot be dug
+    /// into (`String does not have #dig method`).
+    ///
+    /// # Errors
+    /// Ruby's `TypeError` message.
+    pub fn dig_checked<'a>(&self, record: RecordRef<'a>) -> Result<Option<&'a [u8]>, String> {
+        use sluice_event::msgpack::{self, Kind};
+        let mut raw = record.as_bytes();
+        for (depth, seg) in self.path.iter().enumerate() {
+            let Ok(h) = msgpack::header(raw, 0) else { return Ok(None) };
+            match (seg, h.kind) {
+                (_, Kind::Nil) => return Ok(None),
+                (PathSeg::Key(k), Kind::Map) => match RecordRef::new(raw).ok().and_then(|r| r.get(k)) {
+                    Some(v) => raw = v,
+                    None => return Ok(None),
+                },
+                (PathSeg::Index(_), Kind::Map) => return Ok(None),
+                (PathSeg::Index(_), Kind::Array) => match sluice_event::record::dig_raw(raw, std::slice::from_ref(seg)) {
+                    Some(v) => raw = v,
+                    None => return Ok(None),
+                },
+                (PathSeg::Key(_), Kind::Array) => return Err("no implicit conversion of String into Integer".into()),
+                (_, kind) if depth > 0 => {
+                    let class = match kind {
+                        Kind::Str | Kind::Bin => "String",
+                        Kind::Int => "Integer",
+                        Kind::Float => "Float",
+                        Kind::Bool => "TrueClass",
+                        _ => "Object",
+                    };
+                    return Err(format!("{class} does not have #dig method"));
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(raw))
+    }
+
     /// Value at the path.
     pub fn get<'r>(&self, record: &'r Record) -> Option<&'r Value> {
         record.dig(&self.path)

@@ -90,6 +90,8 @@ pub fn registry() -> &'static Registry {
             ],
             filters: vec![
                 def!("stdout", &[], filter_stdout::StdoutFilterParams, filter_stdout::build, true),
+                def!("grep", &[], filter_grep::GrepParams, filter_grep::build, true),
+                def!("parser", &[], filter_parser::ParserFilterParams, filter_parser::build, true),
                 def!(
                     "record_transformer",
                     &[],
