@@ -8,6 +8,11 @@
 //! * `sample-file`: in_sample generating ~200-byte records as fast as it can
 //!   → out_file (memory or file buffer). Events/s counts events written to
 //!   the output files; RSS is the sluice process's peak (`VmHWM`).
+//! * `tail-null`, `tail-file`: in_tail reading a file of `--lines` JSON
+//!   lines of ~208 bytes (6 strings, 4 integers) from tmpfs from its head
+//!   → null, or → out_file. The clock runs from sluice's start until the
+//!   pos_file reaches the end of the file (null) or every line is in the
+//!   output files (file).
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -21,6 +26,7 @@ struct Args {
     scenario: String,
     buffer: String,
     seconds: f64,
+    lines: u64,
     sluice: PathBuf,
 }
 
@@ -29,12 +35,19 @@ fn parse_args() -> Result<Args, String> {
     let scenario =
         it.next().ok_or("usage: sluice-bench SCENARIO [--buffer memory|file] [--seconds N] [--sluice PATH]")?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut a = Args { scenario, buffer: "memory".into(), seconds: 10.0, sluice: exe.with_file_name("sluice") };
+    let mut a = Args {
+        scenario,
+        buffer: "memory".into(),
+        seconds: 10.0,
+        lines: 1_000_000,
+        sluice: exe.with_file_name("sluice"),
+    };
     while let Some(flag) = it.next() {
         let v = it.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--buffer" => a.buffer = v,
             "--seconds" => a.seconds = v.parse().map_err(|_| "bad --seconds")?,
+            "--lines" => a.lines = v.parse().map_err(|_| "bad --lines")?,
             "--sluice" => a.sluice = PathBuf::from(v),
             _ => return Err(format!("unknown flag {flag}")),
         }
@@ -67,6 +80,37 @@ fn count_lines(dir: &Path) -> u64 {
         }
     }
     n
+}
+
+/// Counts lines in `*.log` files of a directory, reading only what was added since the last call.
+#[derive(Default)]
+struct LineCounter {
+    seen: std::collections::HashMap<PathBuf, (u64, u64)>,
+}
+
+impl LineCounter {
+    fn count(&mut self, dir: &Path) -> u64 {
+        use std::io::{Read, Seek, SeekFrom};
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if !(p.is_file() && p.extension().is_some_and(|x| x == "log")) {
+                continue;
+            }
+            let (off, n) = self.seen.entry(p.clone()).or_default();
+            let Ok(mut f) = std::fs::File::open(&p) else { continue };
+            if f.seek(SeekFrom::Start(*off)).is_err() {
+                continue;
+            }
+            let mut buf = Vec::new();
+            if f.read_to_end(&mut buf).is_ok() {
+                // Count only complete lines.
+                let complete = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                *n += buf[..complete].iter().filter(|b| **b == b'\n').count() as u64;
+                *off += complete as u64;
+            }
+        }
+        self.seen.values().map(|(_, n)| n).sum()
+    }
 }
 
 fn sample_file(a: &Args, dir: &Path) -> Result<(), String> {
@@ -139,6 +183,143 @@ fn sample_file(a: &Args, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Write `n` JSON lines of ~208 bytes (6 strings, 4 integers).
+fn write_lines(path: &Path, n: u64) -> Result<u64, String> {
+    use std::io::Write;
+    let f = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let mut bytes = 0;
+    for i in 0..n {
+        let line = format!(
+            r#"{{"host":"192.168.{}.{}","user":"frank","method":"GET","path":"/apache_pb.gif","agent":"Mozilla/5.0 (X11; Linux x86_64)","referer":"http://example.com/start","status":200,"size":{},"latency_ms":{},"seq":{}}}"#,
+            i % 250,
+            i % 199,
+            2000 + i % 5000,
+            i % 97,
+            1_000_000 + i
+        );
+        writeln!(w, "{line}").map_err(|e| e.to_string())?;
+        bytes += line.len() as u64 + 1;
+    }
+    w.flush().map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
+/// The position the pos_file holds for `log` (0 if none yet).
+fn pos_of(pos_file: &Path, log: &Path) -> u64 {
+    let Ok(text) = std::fs::read_to_string(pos_file) else { return 0 };
+    let want = log.to_string_lossy();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            let p = f.next()?;
+            let pos = u64::from_str_radix(f.next()?, 16).ok()?;
+            (p == want && pos != u64::MAX).then_some(pos)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn tail(a: &Args, dir: &Path, to_file: bool) -> Result<(), String> {
+    let shm = Path::new("/dev/shm");
+    let data = if shm.is_dir() { shm.join(format!("sluice-bench-{}", std::process::id())) } else { dir.join("data") };
+    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+    let log = data.join("bench.log");
+    let size = write_lines(&log, a.lines)?;
+    let pos = dir.join("bench.pos");
+    let out = dir.join("out");
+    let matcher = if to_file {
+        format!(
+            r#"<match bench.**>
+  @type file
+  path {out}/bench
+  append true
+  <buffer []>
+    @type {buffer}
+    {path}
+    chunk_limit_size 4m
+    total_limit_size 24m
+    flush_mode interval
+    flush_interval 0.2
+    flush_thread_count 1
+    flush_thread_interval 0.05
+    flush_thread_burst_interval 0
+    flush_at_shutdown true
+  </buffer>
+</match>"#,
+            out = out.display(),
+            buffer = a.buffer,
+            path = if a.buffer == "file" { format!("path {}", dir.join("buffer").display()) } else { String::new() }
+        )
+    } else {
+        "<match bench.**>\n  @type null\n</match>".to_string()
+    };
+    let conf = format!(
+        r#"<system>
+  log_level warn
+</system>
+<source>
+  @type tail
+  path {log}
+  pos_file {pos}
+  tag bench.*
+  read_from_head true
+  <parse>
+    @type json
+  </parse>
+</source>
+{matcher}
+"#,
+        log = log.display(),
+        pos = pos.display()
+    );
+    let conf_path = dir.join("bench.conf");
+    std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let mut child = Command::new(&a.sluice)
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("--suppress-config-dump")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", a.sluice.display()))?;
+    let pid = child.id();
+    let limit = Duration::from_secs_f64(a.seconds.max(60.0));
+    let mut rss = 0;
+    let mut counter = LineCounter::default();
+    let done = loop {
+        std::thread::sleep(Duration::from_millis(if to_file { 20 } else { 5 }));
+        rss = rss.max(peak_rss_kib(pid).unwrap_or(0));
+        let finished = if to_file { counter.count(&out) >= a.lines } else { pos_of(&pos, &log) >= size };
+        if finished {
+            break true;
+        }
+        if t0.elapsed() > limit {
+            break false;
+        }
+    };
+    let elapsed = t0.elapsed().as_secs_f64();
+    rss = rss.max(peak_rss_kib(pid).unwrap_or(0));
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let st = child.wait().map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&data);
+    let events = if to_file { counter.count(&out) } else { a.lines };
+    println!(
+        "scenario=tail-{} lines={} bytes={size} complete={done} seconds={elapsed:.3} events_per_sec={:.0} peak_rss_mb={:.1} exit={}",
+        if to_file { format!("file buffer={}", a.buffer) } else { "null".into() },
+        a.lines,
+        events as f64 / elapsed,
+        rss as f64 / 1024.0,
+        st.code().unwrap_or(-1)
+    );
+    Ok(())
+}
+
 fn main() {
     let a = match parse_args() {
         Ok(a) => a,
@@ -151,6 +332,8 @@ fn main() {
     let _ = std::fs::create_dir_all(&dir);
     let r = match a.scenario.as_str() {
         "sample-file" => sample_file(&a, &dir),
+        "tail-null" => tail(&a, &dir, false),
+        "tail-file" => tail(&a, &dir, true),
         s => Err(format!("unknown scenario {s}")),
     };
     let _ = std::fs::remove_dir_all(&dir);

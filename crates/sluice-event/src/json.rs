@@ -113,6 +113,12 @@ fn write_ext_json(out: &mut Vec<u8>, t: i8, p: &[u8]) {
 
 /// Render a map key: strings as themselves, other scalars through Ruby's `to_s`.
 fn write_json_key(buf: &[u8], at: usize, out: &mut Vec<u8>) -> Result<usize, Error> {
+    if let Some(&m @ 0xa0..=0xbf) = buf.get(at) {
+        let end = at + 1 + usize::from(m & 0x1f);
+        let s = buf.get(at + 1..end).ok_or(Error::Truncated)?;
+        write_json_str(out, s);
+        return Ok(end);
+    }
     let h = msgpack::header(buf, at)?;
     match h.kind {
         Kind::Str | Kind::Bin => {
@@ -153,6 +159,20 @@ pub fn write_json(buf: &[u8], out: &mut Vec<u8>) -> Result<usize, Error> {
 fn write_json_at(buf: &[u8], at: usize, out: &mut Vec<u8>, depth: usize) -> Result<usize, Error> {
     if depth > msgpack::MAX_DEPTH {
         return Err(Error::TooDeep);
+    }
+    // Fast paths: short strings and small integers, the bulk of log records.
+    match buf.get(at) {
+        Some(&m @ 0xa0..=0xbf) => {
+            let end = at + 1 + usize::from(m & 0x1f);
+            let s = buf.get(at + 1..end).ok_or(Error::Truncated)?;
+            write_json_str(out, s);
+            return Ok(end);
+        }
+        Some(&m @ 0x00..=0x7f) => {
+            out.extend_from_slice(itoa::Buffer::new().format(m).as_bytes());
+            return Ok(at + 1);
+        }
+        _ => {}
     }
     let h = msgpack::header(buf, at)?;
     match h.kind {

@@ -37,12 +37,27 @@ pub enum JsonError {
     Depth(usize),
 }
 
+/// Where [`JsonDecoder::transcode_locate`] found the key: offsets from the
+/// start of the document in the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    /// The object has no such top-level key.
+    Absent,
+    /// Key start, value start, value end.
+    At(usize, usize, usize),
+    /// Not known (not an object, or duplicate keys were merged): search.
+    Unknown,
+}
+
 /// A reusable transcoder (keeps scratch buffers between documents).
 #[derive(Debug, Default)]
 pub struct JsonDecoder {
     scratch: Vec<u8>,
     keys: Vec<(usize, usize)>,
     dups: bool,
+    /// msgpack-encoded top-level key to locate, and where it was found.
+    watch: Vec<u8>,
+    found: Option<(usize, usize, usize)>,
 }
 
 struct Cur<'a> {
@@ -72,8 +87,16 @@ impl Cur<'_> {
     }
 
     /// Whitespace and comments (inside containers).
-    #[inline]
+    #[inline(always)]
     fn ws_c(&mut self) -> Result<(), JsonError> {
+        match self.b.get(self.i) {
+            Some(b' ' | b'\t' | b'\n' | b'\r' | b'/') => self.ws_c_slow(),
+            _ => Ok(()),
+        }
+    }
+
+    #[inline(never)]
+    fn ws_c_slow(&mut self) -> Result<(), JsonError> {
         loop {
             self.ws();
             if self.b.get(self.i) != Some(&b'/') {
@@ -115,8 +138,34 @@ impl JsonDecoder {
     /// # Errors
     /// The first syntax error.
     pub fn transcode(&mut self, text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonError> {
+        self.watch.clear();
+        self.transcode_inner(text, out)
+    }
+
+    /// [`JsonDecoder::transcode`], also locating the top-level `key` of an
+    /// object document.
+    ///
+    /// # Errors
+    /// As [`JsonDecoder::transcode`].
+    pub fn transcode_locate(&mut self, text: &[u8], out: &mut Vec<u8>, key: &str) -> Result<Located, JsonError> {
+        self.watch.clear();
+        msgpack::write_str(&mut self.watch, key.as_bytes());
+        let mark = out.len();
+        self.transcode_inner(text, out)?;
+        if self.dups || msgpack::header(out, mark).map(|h| h.kind) != Ok(msgpack::Kind::Map) {
+            // Merged duplicates moved things; arrays hold several records.
+            return Ok(Located::Unknown);
+        }
+        let Some((k, vs, ve)) = self.found else { return Ok(Located::Absent) };
+        // The top-level header grew from one byte if the object is large.
+        let h = msgpack::header(out, mark).map_or(1, |h| h.header_len);
+        Ok(Located::At(k - mark + h - 1, vs - mark + h - 1, ve - mark + h - 1))
+    }
+
+    fn transcode_inner(&mut self, text: &[u8], out: &mut Vec<u8>) -> Result<(), JsonError> {
         let mark = out.len();
         self.dups = false;
+        self.found = None;
         self.keys.clear();
         let mut c = Cur { b: text, i: 0 };
         c.ws();
@@ -177,7 +226,7 @@ impl JsonDecoder {
             let key = &out[kstart..];
             if !self.dups {
                 for &(s, l) in &self.keys[keys_base..] {
-                    if l == key.len() && out[s..s + l] == *key {
+                    if l == key.len() && out[s] == key[0] && out[s + l - 1] == key[l - 1] && out[s..s + l] == *key {
                         self.dups = true;
                         break;
                     }
@@ -186,13 +235,19 @@ impl JsonDecoder {
             // Absolute offsets stay valid: nested containers, whose headers
             // may grow, are written after every key of this object.
             self.keys.push((kstart, out.len() - kstart));
+            let watched =
+                depth == 1 && !self.watch.is_empty() && self.found.is_none() && out[kstart..] == self.watch[..];
             c.ws_c()?;
             if c.b.get(c.i) != Some(&b':') {
                 return Err(c.err("':'"));
             }
             c.i += 1;
             c.ws_c()?;
+            let vstart = out.len();
             self.value(c, out, depth)?;
+            if watched {
+                self.found = Some((kstart, vstart, out.len()));
+            }
             n += 1;
             c.ws_c()?;
             match c.b.get(c.i) {
@@ -248,7 +303,7 @@ impl JsonDecoder {
     fn string(&mut self, c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result<(), JsonError> {
         let start = c.i + 1;
         let rest = &c.b[start..];
-        let Some(p) = memchr::memchr2(b'"', b'\\', rest) else {
+        let Some(p) = find_quote_or_backslash(rest) else {
             c.i = c.b.len();
             return Err(c.err("'\"'"));
         };
@@ -332,6 +387,30 @@ impl JsonDecoder {
     }
 }
 
+/// First `"` or `\\` in `s`: word at a time for short strings, memchr for long ones.
+#[inline(always)]
+fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has = |x: u64, b: u8| {
+        let y = x ^ (LO * u64::from(b));
+        y.wrapping_sub(LO) & !y & HI
+    };
+    let mut i = 0;
+    while i + 8 <= s.len() && i < 64 {
+        let x = u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+        let m = has(x, b'"') | has(x, b'\\');
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    if i < 64 {
+        return s[i..].iter().position(|&c| c == b'"' || c == b'\\').map(|p| p + i);
+    }
+    memchr::memchr2(b'"', b'\\', &s[i..]).map(|p| p + i)
+}
+
 fn lit(c: &mut Cur<'_>, word: &'static [u8], write: impl FnOnce()) -> Result<(), JsonError> {
     if c.b[c.i..].starts_with(word) {
         c.i += word.len();
@@ -405,18 +484,17 @@ fn number(c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result<(), JsonError> {
         return Err(c.err("',' or the end of the number"));
     }
     c.i = i;
+    if !float && int_end - int_start <= 18 {
+        let mut v: i64 = 0;
+        for &d in &b[int_start..int_end] {
+            v = v * 10 + i64::from(d - b'0');
+        }
+        msgpack::write_int(out, if neg { -v } else { v });
+        return Ok(());
+    }
     // The text is ASCII digits, sign, '.', 'e': valid UTF-8.
     let text = std::str::from_utf8(&b[start..i]).unwrap_or("0");
     if !float {
-        let digits = int_end - int_start;
-        if digits <= 18 {
-            let mut v: i64 = 0;
-            for &d in &b[int_start..int_end] {
-                v = v * 10 + i64::from(d - b'0');
-            }
-            msgpack::write_int(out, if neg { -v } else { v });
-            return Ok(());
-        }
         if let Ok(v) = text.parse::<i64>() {
             msgpack::write_int(out, v);
             return Ok(());
@@ -500,6 +578,23 @@ mod tests {
         assert_eq!(v["b"].as_f64(), Some(f64::NEG_INFINITY));
         assert_eq!(tr("\"\\u0000\"").unwrap(), "\"\\u0000\"");
         assert_eq!(tr("\"a\tb\"").unwrap(), "\"a\\tb\"");
+    }
+
+    #[test]
+    fn locates_a_top_level_key() {
+        let mut d = JsonDecoder::new();
+        let mut out = vec![9, 9];
+        let r = d.transcode_locate(br#"{"a":{"time":1},"time":"x","b":2}"#, &mut out, "time").unwrap();
+        let Located::At(k, vs, ve) = r else { panic!("{r:?}") };
+        assert_eq!(&out[2 + k..2 + vs], b"\xa4time");
+        assert_eq!(&out[2 + vs..2 + ve], b"\xa1x");
+        assert_eq!(d.transcode_locate(br#"{"a":1}"#, &mut Vec::new(), "time").unwrap(), Located::Absent);
+        assert_eq!(d.transcode_locate(br#"[{"time":1}]"#, &mut Vec::new(), "time").unwrap(), Located::Unknown);
+        // A large object's header grows after the key was seen.
+        let big = format!("{{\"time\":7,{}}}", (0..20).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>().join(","));
+        let mut out = Vec::new();
+        let Located::At(_, vs, ve) = d.transcode_locate(big.as_bytes(), &mut out, "time").unwrap() else { panic!() };
+        assert_eq!(&out[vs..ve], &[7]);
     }
 
     #[test]

@@ -64,6 +64,18 @@ impl<'a> RecordRef<'a> {
         Ok(RecordRef { raw })
     }
 
+    /// View bytes the caller already walked (with [`msgpack::skip`]) as one
+    /// complete value; only checks that it is a map.
+    ///
+    /// # Errors
+    /// If the value is not a map.
+    pub fn walked(raw: &'a [u8]) -> Result<Self, Error> {
+        match msgpack::header(raw, 0)?.kind {
+            Kind::Map => Ok(RecordRef { raw }),
+            k => Err(Error::Type { expected: "map", found: k.name() }),
+        }
+    }
+
     /// View bytes already known to be one map (from a validated stream).
     pub(crate) fn new_unchecked(raw: &'a [u8]) -> Self {
         RecordRef { raw }

@@ -109,7 +109,11 @@ pub fn convert(el: &mut Element, spec: &SectionSpec, what: &str, diags: &mut Dia
             el.elements.push(fmt);
         }
     }
-    if spec.section("parse").is_some() && !el.elements.iter().any(|e| e.name == "parse") && el.has("format") && !declared("format") {
+    if spec.section("parse").is_some()
+        && !el.elements.iter().any(|e| e.name == "parse")
+        && el.has("format")
+        && !declared("format")
+    {
         convert_parse(el, &declared, what, diags);
     }
     if spec.section("inject").is_some()
@@ -192,7 +196,9 @@ fn convert_parse(el: &mut Element, declared: &dyn Fn(&str) -> bool, what: &str, 
             let obj: serde_json::Map<String, serde_json::Value> = tp
                 .str()
                 .split(d)
-                .filter_map(|pair| pair.split_once(l).map(|(k, v)| (k.trim().to_string(), serde_json::Value::from(v.trim()))))
+                .filter_map(|pair| {
+                    pair.split_once(l).map(|(k, v)| (k.trim().to_string(), serde_json::Value::from(v.trim())))
+                })
                 .collect();
             tp.value = Some(serde_json::Value::Object(obj).to_string());
         }

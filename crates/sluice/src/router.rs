@@ -196,6 +196,11 @@ impl Router {
         }
     }
 
+    /// True if an `@ERROR` label exists.
+    pub fn has_error_label(&self) -> bool {
+        self.error_label.is_some()
+    }
+
     /// A record a plugin rejected: to `@ERROR`, or logged with its content.
     pub fn emit_error_event(&self, tag: &str, time: EventTime, record: RecordRef<'_>, error: &str, log: &Logger) {
         let when = crate::log::Kv::Raw(

@@ -312,7 +312,7 @@ fn version_and_plugin_doc() {
     assert!(doc.contains("| `tag` | string | required | Tag of the generated events. |"), "{doc}");
     assert!(doc.contains("| `sample` (alias `dummy`) | json | `[{\"message\":\"sample\"}]` |"), "{doc}");
     let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["plugin-doc", "--list"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("filter: stdout, record_transformer"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("filter: stdout, grep, parser, record_transformer"));
     let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["plugin-doc", "nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

@@ -59,12 +59,17 @@ fn grep_regexp_and_exclude() {
     ];
     assert_eq!(kept(body, &recs), vec![recs[0], recs[1], recs[2]]);
     let body = "@type grep\n<exclude>\n key m\n pattern /^$/\n</exclude>";
-    assert_eq!(kept(body, &[r#"{"m":""}"#, "{}", r#"{"m":null}"#, r#"{"m":"x"}"#, r#"{"m":0}"#]), vec![r#"{"m":"x"}"#, r#"{"m":0}"#]);
+    assert_eq!(
+        kept(body, &[r#"{"m":""}"#, "{}", r#"{"m":null}"#, r#"{"m":"x"}"#, r#"{"m":0}"#]),
+        vec![r#"{"m":"x"}"#, r#"{"m":0}"#]
+    );
 }
 
 #[test]
 fn grep_patterns_and_accessors() {
-    let k = |pat: &str, v: &str| !kept(&format!("@type grep\n<regexp>\n key m\n pattern {pat}\n</regexp>"), &[v]).is_empty();
+    let k = |pat: &str, v: &str| {
+        !kept(&format!("@type grep\n<regexp>\n key m\n pattern {pat}\n</regexp>"), &[v]).is_empty()
+    };
     assert!(k("warn", r#"{"m":"warn"}"#));
     assert!(!k("warn", r#"{"m":"WARN"}"#));
     assert!(k("/warn/i", r#"{"m":"WARN"}"#));
@@ -102,7 +107,8 @@ fn grep_and_or_groups() {
     assert_eq!(kept(and, &recs), vec![recs[0]]);
     let or = "@type grep\n<or>\n <exclude>\n  key level\n  pattern /^INFO$/\n </exclude>\n <exclude>\n  key method\n  pattern /^GET$/\n </exclude>\n</or>";
     assert_eq!(kept(or, &recs), vec![recs[1]]);
-    let mix = "@type grep\n<regexp>\n key m\n pattern a\n</regexp>\n<or>\n <regexp>\n  key m\n  pattern b\n </regexp>\n</or>";
+    let mix =
+        "@type grep\n<regexp>\n key m\n pattern a\n</regexp>\n<or>\n <regexp>\n  key m\n  pattern b\n </regexp>\n</or>";
     assert_eq!(kept(mix, &[r#"{"m":"ab"}"#, r#"{"m":"a"}"#]), vec![r#"{"m":"ab"}"#]);
     let ex = "@type grep\n<exclude>\n key m\n pattern a\n</exclude>\n<and>\n <exclude>\n  key m\n  pattern b\n </exclude>\n</and>";
     assert!(kept(ex, &[r#"{"m":"ab"}"#, r#"{"m":"a"}"#, r#"{"m":"b"}"#]).is_empty());
@@ -111,12 +117,23 @@ fn grep_and_or_groups() {
 
 #[test]
 fn grep_legacy_and_config_errors() {
-    assert_eq!(kept("@type grep\nregexp1 m WARN\nexclude1 m drop", &[r#"{"m":"WARN"}"#, r#"{"m":"WARN drop"}"#, r#"{"m":"x"}"#]), vec![r#"{"m":"WARN"}"#]);
+    assert_eq!(
+        kept(
+            "@type grep\nregexp1 m WARN\nexclude1 m drop",
+            &[r#"{"m":"WARN"}"#, r#"{"m":"WARN drop"}"#, r#"{"m":"x"}"#]
+        ),
+        vec![r#"{"m":"WARN"}"#]
+    );
     // Legacy patterns are raw: slashes are literal.
     assert!(kept("@type grep\nregexp1 m /WARN/", &[r#"{"m":"WARN"}"#]).is_empty());
     assert!(config_error("@type grep\nregexp1 nospace").contains("regexp1 does not contain 2 parameters"));
-    assert!(config_error("@type grep\n<regexp>\n key m\n pattern a\n</regexp>\n<regexp>\n key m\n pattern b\n</regexp>").contains("Duplicate key: m"));
-    assert!(config_error("@type grep\nregexp1 m a\n<regexp>\n key m\n pattern b\n</regexp>").contains("Duplicate key: m"));
+    assert!(
+        config_error("@type grep\n<regexp>\n key m\n pattern a\n</regexp>\n<regexp>\n key m\n pattern b\n</regexp>")
+            .contains("Duplicate key: m")
+    );
+    assert!(
+        config_error("@type grep\nregexp1 m a\n<regexp>\n key m\n pattern b\n</regexp>").contains("Duplicate key: m")
+    );
     assert!(config_error("@type grep\n<and>\n <regexp>\n  key a\n  pattern x\n </regexp>\n <exclude>\n  key b\n  pattern y\n </exclude>\n</and>").contains("Do not specify both <regexp> and <exclude> in <and>"));
     assert!(config_error("@type grep\n<regexp>\n key m\n</regexp>").contains("'pattern' parameter is required"));
 }
@@ -130,24 +147,45 @@ fn parser_replaces_or_merges() {
     assert_eq!(r[0].1, r#"{"x":"1","y":"a"}"#);
     // No time field: the parser estimates the current time.
     assert!(r[0].0.sec > 1_700_000_000);
-    assert!(run(&format!("@type parser\nkey_name msg\n{RE}"), &[r#"{"msg":"zz"}"#, r#"{"k":"v"}"#, r#"{"msg":null}"#]).is_empty());
-    let r = run(&format!("@type parser\nkey_name msg\nreserve_data true\n{RE}"), &[r#"{"msg":"1 a","k":"v","x":"old"}"#, r#"{"msg":"zz","k":"v"}"#]);
-    assert_eq!(r.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(), vec![r#"{"msg":"1 a","k":"v","x":"1","y":"a"}"#, r#"{"msg":"zz","k":"v"}"#]);
+    assert!(
+        run(&format!("@type parser\nkey_name msg\n{RE}"), &[r#"{"msg":"zz"}"#, r#"{"k":"v"}"#, r#"{"msg":null}"#])
+            .is_empty()
+    );
+    let r = run(
+        &format!("@type parser\nkey_name msg\nreserve_data true\n{RE}"),
+        &[r#"{"msg":"1 a","k":"v","x":"old"}"#, r#"{"msg":"zz","k":"v"}"#],
+    );
+    assert_eq!(
+        r.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(),
+        vec![r#"{"msg":"1 a","k":"v","x":"1","y":"a"}"#, r#"{"msg":"zz","k":"v"}"#]
+    );
     assert_eq!(r[1].0, T);
     assert_eq!(
-        kept(&format!("@type parser\nkey_name msg\nreserve_data true\nremove_key_name_field true\n{RE}"), &[r#"{"msg":"1 a","k":"v"}"#]),
+        kept(
+            &format!("@type parser\nkey_name msg\nreserve_data true\nremove_key_name_field true\n{RE}"),
+            &[r#"{"msg":"1 a","k":"v"}"#]
+        ),
         vec![r#"{"k":"v","x":"1","y":"a"}"#]
     );
     assert_eq!(
-        kept(&format!("@type parser\nkey_name msg\nreserve_data true\ninject_key_prefix p.\n{RE}"), &[r#"{"msg":"1 a","k":"v"}"#]),
+        kept(
+            &format!("@type parser\nkey_name msg\nreserve_data true\ninject_key_prefix p.\n{RE}"),
+            &[r#"{"msg":"1 a","k":"v"}"#]
+        ),
         vec![r#"{"msg":"1 a","k":"v","p.x":"1","p.y":"a"}"#]
     );
     assert_eq!(
-        kept(&format!("@type parser\nkey_name msg\nreserve_data true\ninject_key_prefix p.\nhash_value_field h\n{RE}"), &[r#"{"msg":"1 a","k":"v"}"#]),
+        kept(
+            &format!("@type parser\nkey_name msg\nreserve_data true\ninject_key_prefix p.\nhash_value_field h\n{RE}"),
+            &[r#"{"msg":"1 a","k":"v"}"#]
+        ),
         vec![r#"{"msg":"1 a","k":"v","h":{"p.x":"1","p.y":"a"}}"#]
     );
     assert_eq!(
-        kept(&format!("@type parser\nkey_name $.a.b\nreserve_data true\nremove_key_name_field true\n{RE}"), &[r#"{"a":{"b":"1 a","c":2}}"#]),
+        kept(
+            &format!("@type parser\nkey_name $.a.b\nreserve_data true\nremove_key_name_field true\n{RE}"),
+            &[r#"{"a":{"b":"1 a","c":2}}"#]
+        ),
         vec![r#"{"a":{"c":2},"x":"1","y":"a"}"#]
     );
     assert_eq!(
@@ -161,16 +199,22 @@ fn parser_times() {
     let json = "<parse>\n @type json\n</parse>";
     let r = run(&format!("@type parser\nkey_name msg\n{json}"), &[r#"{"msg":"{\"time\":1500000000,\"a\":1}"}"#]);
     assert_eq!(r, vec![(EventTime::new(1_500_000_000, 0), r#"{"a":1}"#.to_string())]);
-    let r = run(&format!("@type parser\nkey_name msg\nreserve_time true\n{json}"), &[r#"{"msg":"{\"time\":1500000000,\"a\":1}"}"#]);
+    let r = run(
+        &format!("@type parser\nkey_name msg\nreserve_time true\n{json}"),
+        &[r#"{"msg":"{\"time\":1500000000,\"a\":1}"}"#],
+    );
     assert_eq!(r, vec![(T, r#"{"a":1}"#.to_string())]);
     // estimate_current_event false keeps the original time.
-    let r = run(&format!("@type parser\nkey_name msg\n<parse>\n @type json\n estimate_current_event false\n</parse>"), &[r#"{"msg":"{\"a\":1}"}"#]);
+    let r = run(
+        "@type parser\nkey_name msg\n<parse>\n @type json\n estimate_current_event false\n</parse>",
+        &[r#"{"msg":"{\"a\":1}"}"#],
+    );
     assert_eq!(r, vec![(T, r#"{"a":1}"#.to_string())]);
     // An array: one record per object; the non-object is an error.
     let r = run(&format!("@type parser\nkey_name msg\n{json}"), &[r#"{"msg":"[{\"a\":1},2]"}"#]);
     assert_eq!(r.len(), 1);
     let r = run(
-        &format!("@type parser\nkey_name msg\nreserve_time true\n<parse>\n @type json\n keep_time_key true\n</parse>"),
+        "@type parser\nkey_name msg\nreserve_time true\n<parse>\n @type json\n keep_time_key true\n</parse>",
         &[r#"{"msg":"{\"time\":1383190430, \"f1\":\"v1\"}"}"#],
     );
     assert_eq!(r, vec![(T, r#"{"time":1383190430,"f1":"v1"}"#.to_string())]);

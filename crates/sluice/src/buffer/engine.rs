@@ -323,7 +323,8 @@ impl Buffer {
     }
 
     fn new_chunk(&self, meta: &Metadata) -> std::io::Result<Chunk> {
-        let c = Chunk::create(meta.clone(), self.dir.as_ref(), &self.cfg.format)?;
+        // Chunks store msgpack entries whatever the output formats them as.
+        let c = Chunk::create(meta.clone(), self.dir.as_ref(), "msgpack")?;
         if let (Some(hook), Some(path)) = (self.on_new_chunk.get(), c.path()) {
             hook(meta, path);
         }

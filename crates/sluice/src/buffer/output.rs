@@ -153,6 +153,9 @@ impl BufferDefaults {
 struct Shared {
     buffer: Buffer,
     format: EventFormat,
+    /// Formatted output without `tag` among the chunk keys: each stored entry
+    /// carries its tag (`[time, record, tag]`) for the flush-time formatter.
+    tag_in_entries: bool,
     primary: Arc<dyn ChunkOutput>,
     secondary: Option<Arc<dyn ChunkOutput>>,
     retry_cfg: RetryConfig,
@@ -243,9 +246,11 @@ pub fn build_parts(
         .unwrap_or_else(|| "/tmp/fluent".into());
     let safe_id: String = cx.info.id.chars().map(|c| if " \"/\\:;|*<>?".contains(c) { '_' } else { c }).collect();
     let backup_dir = PathBuf::from(base).join("backup").join(&worker_dir).join(safe_id);
+    let tag_in_entries = matches!(format, EventFormat::Formatted { .. }) && !keys.tag;
     let s = Shared {
         buffer: Buffer::new(cfg, keys, dir),
         format,
+        tag_in_entries,
         primary,
         retry_cfg: RetryConfig::from_params(&p, secondary.is_some()),
         secondary,
@@ -452,9 +457,10 @@ impl Shared {
     /// Split a stream into payloads per chunk metadata, formatting events.
     fn payloads(&self, tag: &str, es: &EventStream) -> Vec<Payload> {
         let keys = &self.buffer.keys;
-        if keys.per_stream()
-            && let EventFormat::Msgpack = self.format
-        {
+        // Chunks hold the msgpack entries as they arrived; formatting (for
+        // outputs with a <format>) happens on the flush thread, so emitting
+        // costs the input's thread no per-event work.
+        if keys.per_stream() && !self.tag_in_entries {
             return vec![Payload {
                 meta: keys.stream_metadata(tag),
                 data: es.bytes().clone(),
@@ -473,16 +479,17 @@ impl Shared {
                 }
             };
             let (_, data, bounds) = &mut parts[idx];
-            match &self.format {
-                EventFormat::Msgpack => data.extend_from_slice(ev.entry),
-                EventFormat::Formatted { formatter, inject, .. } => {
-                    if inject.enabled() {
-                        let rec = inject.apply(tag, ev.time, ev.record);
-                        formatter.format(tag, ev.time, RecordRef::new(&rec).unwrap_or(ev.record), data);
-                    } else {
-                        formatter.format(tag, ev.time, ev.record, data);
-                    }
+            if self.tag_in_entries {
+                data.push(0x93);
+                if ev.entry.first() == Some(&0x92) {
+                    data.extend_from_slice(&ev.entry[1..]);
+                } else {
+                    ev.time.write_ext(data);
+                    data.extend_from_slice(ev.record.as_bytes());
                 }
+                sluice_event::msgpack::write_str(data, tag.as_bytes());
+            } else {
+                data.extend_from_slice(ev.entry);
             }
             bounds.push(data.len());
         }
@@ -553,6 +560,46 @@ impl Shared {
         self.buffer.purge(c);
     }
 
+    /// The bytes an output is given for a chunk: the stored msgpack entries,
+    /// or their rendering by the output's `<inject>` and `<format>`.
+    ///
+    /// # Errors
+    /// If the stored entries are not a valid event stream.
+    fn render(&self, c: &Chunk, data: Vec<u8>) -> Result<Vec<u8>, String> {
+        use sluice_event::msgpack;
+        let EventFormat::Formatted { formatter, inject, .. } = &self.format else { return Ok(data) };
+        let chunk_tag = c.meta.tag.as_deref().unwrap_or("");
+        let mut out = Vec::with_capacity(data.len() + data.len() / 4 + 64);
+        let mut at = 0;
+        let mut index = 0;
+        let bad = |index: usize, e: &dyn std::fmt::Display| format!("event {index}: {e}");
+        while at < data.len() {
+            // `[time, record]`, or `[time, record, tag]` when entries carry their tag.
+            let (n, p) = msgpack::read_array_len(&data, at).map_err(|e| bad(index, &e))?;
+            if !(n == 2 || n == 3) {
+                return Err(bad(index, &"entry is not [time, record(, tag)]"));
+            }
+            let (time, p) = sluice_event::EventTime::read(&data, p).map_err(|e| bad(index, &e))?;
+            let rend = msgpack::skip(&data, p).map_err(|e| bad(index, &e))?;
+            let record = RecordRef::walked(&data[p..rend]).map_err(|e| bad(index, &e))?;
+            let (tag, end) = if n == 3 {
+                let (t, e) = msgpack::read_str(&data, rend).map_err(|e| bad(index, &e))?;
+                (std::str::from_utf8(t).unwrap_or(""), e)
+            } else {
+                (chunk_tag, rend)
+            };
+            if inject.enabled() {
+                let rec = inject.apply(tag, time, record);
+                formatter.format(tag, time, RecordRef::new(&rec).unwrap_or(record), &mut out);
+            } else {
+                formatter.format(tag, time, record, &mut out);
+            }
+            at = end;
+            index += 1;
+        }
+        Ok(out)
+    }
+
     async fn write_to(&self, out: &Arc<dyn ChunkOutput>, c: &Chunk, data: &[u8]) -> Result<(), WriteError> {
         let zone = self.buffer.keys.time.as_ref().map(|t| &t.zone);
         let view = ChunkView {
@@ -576,6 +623,14 @@ impl Shared {
             Err(e) => {
                 crate::error!(self.log, "a chunk cannot be read; moving it to the backup directory", "chunk_id" => hex(&c.id), "error" => e.to_string());
                 self.give_up(c, "unreadable chunk");
+                return true;
+            }
+        };
+        let data = match self.render(&c, data) {
+            Ok(d) => d,
+            Err(e) => {
+                crate::error!(self.log, "a chunk holds damaged events; moving it to the backup directory", "chunk_id" => hex(&c.id), "error" => e);
+                self.give_up(c, "damaged events");
                 return true;
             }
         };
@@ -745,6 +800,13 @@ impl Shared {
                 Ok(d) => d,
                 Err(_) => {
                     self.give_up(c, "unreadable chunk at shutdown");
+                    continue;
+                }
+            };
+            let data = match self.render(&c, data) {
+                Ok(d) => d,
+                Err(_) => {
+                    self.give_up(c, "damaged events at shutdown");
                     continue;
                 }
             };

@@ -310,12 +310,24 @@ fn conditions(els: &[Element], cx: &mut BuildCx<'_, '_>) -> Option<Vec<(String, 
         cx.cfg.path.pop();
         let p = p?;
         let span = el.param("pattern").map_or(el.span, |x| x.value_span);
-        out.push((p.key.clone(), compile(&p.key, &p.pattern, false, span, cx)?, el.param("key").map_or(el.span, |x| x.value_span)));
+        out.push((
+            p.key.clone(),
+            compile(&p.key, &p.pattern, false, span, cx)?,
+            el.param("key").map_or(el.span, |x| x.value_span),
+        ));
     }
     Some(out)
 }
 
-fn add(map: &mut Vec<Cond>, keys: &mut Vec<String>, key: String, c: Cond, span: Span, dup: &str, cx: &mut BuildCx<'_, '_>) -> bool {
+fn add(
+    map: &mut Vec<Cond>,
+    keys: &mut Vec<String>,
+    key: String,
+    c: Cond,
+    span: Span,
+    dup: &str,
+    cx: &mut BuildCx<'_, '_>,
+) -> bool {
     if keys.contains(&key) {
         cx.cfg.error(span, format!("{dup}{key}"));
         return false;
@@ -338,12 +350,48 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Filter>> 
     };
     let (mut k_ra, mut k_ro, mut k_ea, mut k_eo) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let legacy_r = [
-        &p.regexp1, &p.regexp2, &p.regexp3, &p.regexp4, &p.regexp5, &p.regexp6, &p.regexp7, &p.regexp8, &p.regexp9, &p.regexp10,
-        &p.regexp11, &p.regexp12, &p.regexp13, &p.regexp14, &p.regexp15, &p.regexp16, &p.regexp17, &p.regexp18, &p.regexp19, &p.regexp20,
+        &p.regexp1,
+        &p.regexp2,
+        &p.regexp3,
+        &p.regexp4,
+        &p.regexp5,
+        &p.regexp6,
+        &p.regexp7,
+        &p.regexp8,
+        &p.regexp9,
+        &p.regexp10,
+        &p.regexp11,
+        &p.regexp12,
+        &p.regexp13,
+        &p.regexp14,
+        &p.regexp15,
+        &p.regexp16,
+        &p.regexp17,
+        &p.regexp18,
+        &p.regexp19,
+        &p.regexp20,
     ];
     let legacy_e = [
-        &p.exclude1, &p.exclude2, &p.exclude3, &p.exclude4, &p.exclude5, &p.exclude6, &p.exclude7, &p.exclude8, &p.exclude9, &p.exclude10,
-        &p.exclude11, &p.exclude12, &p.exclude13, &p.exclude14, &p.exclude15, &p.exclude16, &p.exclude17, &p.exclude18, &p.exclude19, &p.exclude20,
+        &p.exclude1,
+        &p.exclude2,
+        &p.exclude3,
+        &p.exclude4,
+        &p.exclude5,
+        &p.exclude6,
+        &p.exclude7,
+        &p.exclude8,
+        &p.exclude9,
+        &p.exclude10,
+        &p.exclude11,
+        &p.exclude12,
+        &p.exclude13,
+        &p.exclude14,
+        &p.exclude15,
+        &p.exclude16,
+        &p.exclude17,
+        &p.exclude18,
+        &p.exclude19,
+        &p.exclude20,
     ];
     let mut ok = true;
     for (kind, list) in [("regexp", legacy_r), ("exclude", legacy_e)] {
@@ -360,7 +408,8 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Filter>> 
                 ok = false;
                 continue;
             };
-            let (map, keys) = if kind == "regexp" { (&mut f.regexp_and, &mut k_ra) } else { (&mut f.exclude_or, &mut k_eo) };
+            let (map, keys) =
+                if kind == "regexp" { (&mut f.regexp_and, &mut k_ra) } else { (&mut f.exclude_or, &mut k_eo) };
             ok &= add(map, keys, key.to_string(), c, span, &format!("{name} contains a duplicated key, "), cx);
         }
     }
@@ -383,11 +432,13 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Filter>> 
             }
             let dup = format!("Duplicate key in <{name}>: ");
             for (key, c, span) in rs {
-                let (map, keys) = if name == "and" { (&mut f.regexp_and, &mut k_ra) } else { (&mut f.regexp_or, &mut k_ro) };
+                let (map, keys) =
+                    if name == "and" { (&mut f.regexp_and, &mut k_ra) } else { (&mut f.regexp_or, &mut k_ro) };
                 ok &= add(map, keys, key, c, span, &dup, cx);
             }
             for (key, c, span) in es {
-                let (map, keys) = if name == "and" { (&mut f.exclude_and, &mut k_ea) } else { (&mut f.exclude_or, &mut k_eo) };
+                let (map, keys) =
+                    if name == "and" { (&mut f.exclude_and, &mut k_ea) } else { (&mut f.exclude_or, &mut k_eo) };
                 ok &= add(map, keys, key, c, span, &dup, cx);
             }
         }

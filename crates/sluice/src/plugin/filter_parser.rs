@@ -97,7 +97,15 @@ impl ParserFilter {
         r.write_msgpack(out);
     }
 
-    fn one(&self, tag: &str, time: EventTime, rec: RecordRef<'_>, s: &mut Scratch, b: &mut EventStreamBuilder, cx: &FilterCx<'_>) {
+    fn one(
+        &self,
+        tag: &str,
+        time: EventTime,
+        rec: RecordRef<'_>,
+        s: &mut Scratch,
+        b: &mut EventStreamBuilder,
+        cx: &FilterCx<'_>,
+    ) {
         let error = |cls: &str, msg: String| {
             if self.p.emit_invalid_record_to_error {
                 cx.error_event(tag, time, rec, &format!("{cls}: {msg}"));

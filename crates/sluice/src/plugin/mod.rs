@@ -30,6 +30,7 @@ pub mod formatter_single_value;
 pub mod formatter_stdout;
 pub mod formatter_tsv;
 pub mod in_sample;
+pub mod in_tail;
 pub mod inject;
 pub mod out_copy;
 pub mod out_file;

@@ -12,7 +12,7 @@
 use super::BuildCx;
 use super::formatter::TimeType;
 use sluice_config::{Element, Params, Span, StrMap};
-use sluice_event::json_decode::JsonDecoder;
+use sluice_event::json_decode::{JsonDecoder, Located};
 use sluice_event::msgpack::{self, Scalar};
 use sluice_event::record::Value;
 use sluice_event::{EventTime, Strptime, Zone, rubyfmt, timeparse};
@@ -582,24 +582,26 @@ impl Common {
     /// # Errors
     /// A `ParserError` when the time field does not parse.
     pub fn finish_typed(&self, buf: &mut Vec<u8>, tmp: &mut Vec<u8>) -> Result<Option<EventTime>, ParseError> {
+        self.finish_typed_at(buf, tmp, Located::Unknown)
+    }
+
+    /// [`Common::finish_typed`] when the time field's place is already known.
+    ///
+    /// # Errors
+    /// A `ParserError` when the time field does not parse.
+    pub fn finish_typed_at(
+        &self,
+        buf: &mut Vec<u8>,
+        tmp: &mut Vec<u8>,
+        located: Located,
+    ) -> Result<Option<EventTime>, ParseError> {
         let mut time = None;
         if let Some(key) = &self.time_key {
-            let Ok((n, mut at)) = msgpack::read_map_len(buf, 0) else { return Ok(self.default_time()) };
-            let mut found = None;
-            for _ in 0..n {
-                let kstart = at;
-                let Ok((k, vstart)) = msgpack::read_str(buf, at)
-                    .map(|(k, e)| (Some(k), e))
-                    .or_else(|_| msgpack::skip(buf, at).map(|e| (None, e)))
-                else {
-                    break;
-                };
-                let Ok(vend) = msgpack::skip(buf, vstart) else { break };
-                if found.is_none() && k == Some(key.as_bytes()) {
-                    found = Some((kstart, vstart, vend));
-                }
-                at = vend;
-            }
+            let found = match located {
+                Located::At(k, vs, ve) => Some((k, vs, ve)),
+                Located::Absent => None,
+                Located::Unknown => find_key(buf, key.as_bytes()),
+            };
             if let Some((kstart, vstart, vend)) = found {
                 let t = {
                     let raw = &buf[vstart..vend];
@@ -620,14 +622,14 @@ impl Common {
                 };
                 time = Some(t);
                 if !self.keep_time_key {
+                    let n = msgpack::read_map_len(buf, 0).map_or(1, |(n, _)| n);
                     buf.drain(kstart..vend);
-                    let n = n - 1;
-                    let old = msgpack::map_header_size(n + 1);
-                    let new = msgpack::map_header_size(n);
-                    let mut hdr = Vec::with_capacity(5);
-                    msgpack::write_map_header(&mut hdr, n);
-                    buf.splice(0..old, hdr);
-                    debug_assert!(new <= old);
+                    let old = msgpack::map_header_size(n);
+                    let mut hdr = [0u8; 5];
+                    let mut v = Vec::new();
+                    msgpack::write_map_header(&mut v, n - 1);
+                    hdr[..v.len()].copy_from_slice(&v);
+                    buf.splice(0..old, hdr[..v.len()].iter().copied());
                 }
             }
         }
@@ -662,6 +664,21 @@ impl Common {
         }
         std::mem::swap(buf, tmp);
     }
+}
+
+/// The first top-level pair whose key is `key`: key start, value start, value end.
+fn find_key(buf: &[u8], key: &[u8]) -> Option<(usize, usize, usize)> {
+    let (n, mut at) = msgpack::read_map_len(buf, 0).ok()?;
+    for _ in 0..n {
+        let kstart = at;
+        let kend = msgpack::skip(buf, at).ok()?;
+        let vend = msgpack::skip(buf, kend).ok()?;
+        if msgpack::read_str(buf, kstart).is_ok_and(|(k, _)| k == key) {
+            return Some((kstart, kend, vend));
+        }
+        at = vend;
+    }
+    None
 }
 
 /// Ruby class name of a decoded value (for error messages).

@@ -10,6 +10,7 @@
 use super::BuildCx;
 use super::parser::{Common, Emit, ParseError, Parser, ParserCommonParams, Scratch, read_params};
 use sluice_config::{Element, ParamEnum, Params, Size};
+use sluice_event::json_decode::Located;
 use sluice_event::msgpack::{self, Kind};
 
 /// Which JSON library Fluentd would use (sluice has one parser for all).
@@ -53,12 +54,20 @@ impl JsonParser {
 impl Parser for JsonParser {
     fn parse(&self, text: &[u8], s: &mut Scratch, emit: &mut Emit<'_>) -> Result<(), ParseError> {
         s.buf.clear();
-        if s.json.transcode(text, &mut s.buf).is_err() {
+        let located = match &self.common.time_key {
+            Some(k) => s.json.transcode_locate(text, &mut s.buf, k),
+            None => s.json.transcode(text, &mut s.buf).map(|()| Located::Absent),
+        };
+        let Ok(located) = located else {
             emit(None, None);
             return Ok(());
-        }
+        };
         match msgpack::header(&s.buf, 0).map(|h| h.kind) {
-            Ok(Kind::Map) => self.one(s, emit),
+            Ok(Kind::Map) => {
+                let t = self.common.finish_typed_at(&mut s.buf, &mut s.tmp, located)?;
+                emit(t, Some(&s.buf));
+                Ok(())
+            }
             Ok(Kind::Array) => {
                 let whole = std::mem::take(&mut s.buf);
                 let r = (|| {

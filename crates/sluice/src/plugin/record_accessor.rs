@@ -81,7 +81,8 @@ impl Accessor {
                     None => return Ok(None),
                 },
                 (PathSeg::Index(_), Kind::Map) => return Ok(None),
-                (PathSeg::Index(_), Kind::Array) => match sluice_event::record::dig_raw(raw, std::slice::from_ref(seg)) {
+                (PathSeg::Index(_), Kind::Array) => match sluice_event::record::dig_raw(raw, std::slice::from_ref(seg))
+                {
                     Some(v) => raw = v,
                     None => return Ok(None),
                 },

@@ -71,7 +71,10 @@ pub fn registry() -> &'static Registry {
     R.get_or_init(|| {
         use super::*;
         Registry {
-            inputs: vec![def!("sample", &["dummy"], in_sample::SampleParams, in_sample::build, true)],
+            inputs: vec![
+                def!("sample", &["dummy"], in_sample::SampleParams, in_sample::build, true),
+                def!("tail", &[], in_tail::TailParams, in_tail::build, true),
+            ],
             outputs: vec![
                 def!("stdout", &[], out_stdout::StdoutParams, out_stdout::build, true, Some(out_stdout::build_chunk)),
                 def!("null", &[], out_null::NullParams, out_null::build, true, Some(out_null::build_chunk)),

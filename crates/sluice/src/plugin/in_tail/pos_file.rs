@@ -94,7 +94,7 @@ fn parse_line(line: &[u8]) -> Option<Entry> {
 /// Append the line for `e`.
 pub fn format_entry(path: &str, pos: u64, ino: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(path.as_bytes());
-    let _ = write!(out, "\t{pos:016x}\t{ino:016x}\n");
+    let _ = writeln!(out, "\t{pos:016x}\t{ino:016x}");
 }
 
 /// A live entry.
@@ -149,9 +149,14 @@ pub fn merge(entries: Vec<Entry>, key_by: KeyBy) -> (Vec<Entry>, Vec<String>) {
             let old = keep[i].take().expect("checked");
             notes.push(match key_by {
                 KeyBy::Inode => {
-                    format!("{} (inode: {}) already exists. use latest one: deleted pos={} ino={}", e.path, e.ino, old.pos, old.ino)
+                    format!(
+                        "{} (inode: {}) already exists. use latest one: deleted pos={} ino={}",
+                        e.path, e.ino, old.pos, old.ino
+                    )
                 }
-                KeyBy::Path => format!("{} already exists. use latest one: deleted pos={} ino={}", e.path, old.pos, old.ino),
+                KeyBy::Path => {
+                    format!("{} already exists. use latest one: deleted pos={} ino={}", e.path, old.pos, old.ino)
+                }
             });
             // Fluentd writes the survivor in the first slot.
             keep[i] = Some(e);
@@ -182,7 +187,8 @@ impl PosFile {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             crate::buffer::chunk::create_dir_all_mode(dir, dir_mode)?;
         }
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(file_mode).open(path)?;
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(file_mode).open(path)?;
         let mut text = Vec::new();
         file.read_to_end(&mut text)?;
         let parsed = parse(&text);
@@ -314,7 +320,8 @@ impl PosFile {
         tmp_name.push(".compacting");
         let tmp = PathBuf::from(tmp_name);
         let res = (|| {
-            let mut f = OpenOptions::new().read(true).write(true).create(true).truncate(true).mode(self.mode).open(&tmp)?;
+            let mut f =
+                OpenOptions::new().read(true).write(true).create(true).truncate(true).mode(self.mode).open(&tmp)?;
             f.write_all(&text)?;
             f.sync_data()?;
             std::fs::rename(&tmp, &self.path)?;
@@ -393,7 +400,8 @@ mod tests {
              /var/log/gone.log\t0000000000000001\t0000000000000009\n",
         )
         .unwrap();
-        let (pf, warnings) = PosFile::load(&path, 0o644, 0o755, KeyBy::Path, |e| e.path != "/var/log/gone.log").unwrap();
+        let (pf, warnings) =
+            PosFile::load(&path, 0o644, 0o755, KeyBy::Path, |e| e.path != "/var/log/gone.log").unwrap();
         assert_eq!(
             read(&path),
             "/var/log/a.log\t0000000000000020\t0000000000001234\n/var/log/b.log\t000000000000001f\t0000000000000abc\n"
