@@ -240,7 +240,7 @@ fn tail(a: &Args, dir: &Path, to_file: bool) -> Result<(), String> {
     chunk_limit_size 4m
     total_limit_size 24m
     flush_mode interval
-    flush_interval 0.2
+    flush_interval 0.05
     flush_thread_count 1
     flush_thread_interval 0.05
     flush_thread_burst_interval 0
@@ -288,10 +288,31 @@ fn tail(a: &Args, dir: &Path, to_file: bool) -> Result<(), String> {
     let limit = Duration::from_secs_f64(a.seconds.max(60.0));
     let mut rss = 0;
     let mut counter = LineCounter::default();
+    // Output lines are the input lines behind a fixed-width "time\ttag\t"
+    // prefix, so the expected output size is known from the first line and
+    // polling is one stat (reading the output would steal sluice's CPU).
+    let first_in = std::fs::read(&log).ok().and_then(|d| d.iter().position(|b| *b == b'\n')).unwrap_or(0) as u64;
+    let out_file = out.join("bench.log");
+    let mut expected: Option<u64> = None;
+    let mut read_done: Option<f64> = None;
     let done = loop {
-        std::thread::sleep(Duration::from_millis(if to_file { 20 } else { 5 }));
+        if read_done.is_none() && pos_of(&pos, &log) >= size {
+            read_done = Some(t0.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(5));
         rss = rss.max(peak_rss_kib(pid).unwrap_or(0));
-        let finished = if to_file { counter.count(&out) >= a.lines } else { pos_of(&pos, &log) >= size };
+        let finished = if to_file {
+            if expected.is_none()
+                && let Ok(d) = std::fs::read(&out_file)
+                && let Some(nl) = d.iter().position(|b| *b == b'\n')
+            {
+                let prefix = nl as u64 - first_in;
+                expected = Some(size + prefix * a.lines);
+            }
+            expected.is_some_and(|e| std::fs::metadata(&out_file).map(|m| m.len()).unwrap_or(0) >= e)
+        } else {
+            pos_of(&pos, &log) >= size
+        };
         if finished {
             break true;
         }
@@ -310,9 +331,10 @@ fn tail(a: &Args, dir: &Path, to_file: bool) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&data);
     let events = if to_file { counter.count(&out) } else { a.lines };
     println!(
-        "scenario=tail-{} lines={} bytes={size} complete={done} seconds={elapsed:.3} events_per_sec={:.0} peak_rss_mb={:.1} exit={}",
+        "scenario=tail-{} lines={} bytes={size} complete={done} read_seconds={:.3} seconds={elapsed:.3} events_per_sec={:.0} peak_rss_mb={:.1} exit={}",
         if to_file { format!("file buffer={}", a.buffer) } else { "null".into() },
         a.lines,
+        read_done.unwrap_or(f64::NAN),
         events as f64 / elapsed,
         rss as f64 / 1024.0,
         st.code().unwrap_or(-1)

@@ -17,6 +17,11 @@ use std::fmt;
 pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 2);
     out.push(b'"');
+    if is_plain(s) {
+        out.extend_from_slice(s);
+        out.push(b'"');
+        return;
+    }
     // ASCII needs no UTF-8 validation; only strings with high bytes are checked.
     if !has_high_byte(s) || std::str::from_utf8(s).is_ok() {
         escape_into(out, s);
@@ -38,6 +43,19 @@ fn has_high_byte(s: &[u8]) -> bool {
         }
     }
     chunks.remainder().iter().any(|b| *b >= 0x80)
+}
+
+/// True if `s` is ASCII with nothing to escape (the common case), checked a word at a time.
+#[inline]
+fn is_plain(s: &[u8]) -> bool {
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        if x & HI != 0 || word_needs_escape(x) {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// True if any byte of the word is `"`, `\` or a control character.
@@ -171,6 +189,13 @@ fn write_json_at(buf: &[u8], at: usize, out: &mut Vec<u8>, depth: usize) -> Resu
         Some(&m @ 0x00..=0x7f) => {
             out.extend_from_slice(itoa::Buffer::new().format(m).as_bytes());
             return Ok(at + 1);
+        }
+        Some(&m @ 0xcc..=0xcf) => {
+            let n = 1usize << (m - 0xcc);
+            let b = buf.get(at + 1..at + 1 + n).ok_or(Error::Truncated)?;
+            let v = b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x));
+            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            return Ok(at + 1 + n);
         }
         _ => {}
     }

@@ -468,6 +468,23 @@ impl Shared {
                 bounds: None,
             }];
         }
+        if keys.per_stream()
+            && (es.as_bytes().len() + tag.len() + 8) as u64 <= self.buffer.cfg.chunk_limit
+            && es.len() as u64 <= self.buffer.cfg.records_limit
+        {
+            // The stream stays whole in one chunk: one `[tag]` marker entry
+            // in front names the tag of the entries after it.
+            let mut data = Vec::with_capacity(es.as_bytes().len() + tag.len() + 8);
+            data.push(0x91);
+            sluice_event::msgpack::write_str(&mut data, tag.as_bytes());
+            data.extend_from_slice(es.as_bytes());
+            return vec![Payload {
+                meta: keys.stream_metadata(tag),
+                data: bytes::Bytes::from(data),
+                records: es.len() as u32,
+                bounds: None,
+            }];
+        }
         let mut parts: Vec<(Metadata, Vec<u8>, Vec<usize>)> = Vec::new();
         for ev in es {
             let meta = if keys.per_stream() { keys.stream_metadata(tag) } else { keys.metadata(tag, &ev) };
@@ -568,14 +585,21 @@ impl Shared {
     fn render(&self, c: &Chunk, data: Vec<u8>) -> Result<Vec<u8>, String> {
         use sluice_event::msgpack;
         let EventFormat::Formatted { formatter, inject, .. } = &self.format else { return Ok(data) };
-        let chunk_tag = c.meta.tag.as_deref().unwrap_or("");
+        let mut chunk_tag = c.meta.tag.as_deref().unwrap_or("");
         let mut out = Vec::with_capacity(data.len() + data.len() / 4 + 64);
         let mut at = 0;
         let mut index = 0;
         let bad = |index: usize, e: &dyn std::fmt::Display| format!("event {index}: {e}");
         while at < data.len() {
-            // `[time, record]`, or `[time, record, tag]` when entries carry their tag.
+            // `[time, record]`, `[time, record, tag]` when entries carry their
+            // tag, or a `[tag]` marker for the entries that follow it.
             let (n, p) = msgpack::read_array_len(&data, at).map_err(|e| bad(index, &e))?;
+            if n == 1 {
+                let (t, e) = msgpack::read_str(&data, p).map_err(|e| bad(index, &e))?;
+                chunk_tag = std::str::from_utf8(t).unwrap_or("");
+                at = e;
+                continue;
+            }
             if !(n == 2 || n == 3) {
                 return Err(bad(index, &"entry is not [time, record(, tag)]"));
             }

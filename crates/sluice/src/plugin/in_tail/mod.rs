@@ -167,7 +167,7 @@ const FP_LEN: usize = 1024;
 /// Final drains stop after this long at shutdown (Fluentd's SHUTDOWN_TIMEOUT).
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 /// Retry period for a batch the router pushed back.
-const BACKPRESSURE_RETRY: Duration = Duration::from_millis(20);
+const BACKPRESSURE_RETRY: Duration = Duration::from_millis(2);
 
 enum Msg {
     /// Something changed in a watched directory (`true`: a file appeared).
