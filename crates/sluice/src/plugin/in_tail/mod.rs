@@ -633,41 +633,34 @@ impl Tail {
     }
 
     /// Files rotated while sluice was stopped (path mode): drain them first.
+    ///
+    /// Every pos_file entry not taken by a followed file names a rotated
+    /// file by inode: it is found among the path's siblings and read from
+    /// its position. Siblings modified after the pos_file was last written,
+    /// and unknown to it, were rotated in between: they are read whole.
     fn recover_rotated(&mut self) {
-        let Some(pf) = self.pf.as_ref() else { return };
         if self.cfg.follow_inodes {
             return;
         }
+        let Some(pf) = self.pf.as_ref() else { return };
+        let known: Vec<u64> = pf.entries().map(|(_, _, _, ino)| ino).collect();
         let orphans: Vec<(EntryId, String, u64, u64)> = pf
             .entries()
             .filter(|(id, _, _, _)| !self.active.iter().any(|w| w.entry == Some(*id)))
             .map(|(id, p, pos, ino)| (id, p.to_string(), pos, ino))
             .collect();
-        let mut recovered = Vec::new();
-        for (eid, path, pos, ino) in orphans {
-            let cur = self.active.iter().find(|w| w.path == path).map(|w| w.id);
-            let found = siblings(&path).into_iter().find(|(_, sid, _)| sid.ino == ino && Some(*sid) != cur);
+        let mut recovered: Vec<(SystemTime, Watcher)> = Vec::new();
+        let mut paths_done: Vec<String> = Vec::new();
+        for (eid, path, pos, ino) in &orphans {
+            let cur = self.active.iter().find(|w| w.path == *path).map(|w| w.id);
+            let found = siblings(path).into_iter().find(|(_, sid, _)| sid.ino == *ino && Some(*sid) != cur);
             match found {
                 Some((sp, sid, mtime)) => {
-                    crate::info!(self.log, format!("{path} was rotated while stopped; reading the rest of {sp}"), "from" => pos);
-                    let w = self.drain_file(&sp, &path, sid, pos, Some(eid));
+                    crate::info!(self.log, format!("{path} was rotated while stopped; reading the rest of {sp}"), "from" => *pos);
+                    let w = self.drain_file(&sp, path, sid, *pos, Some(*eid));
                     recovered.push((mtime, w));
-                    // Files rotated after it (and before the current one) are read whole.
-                    let newer: Vec<(String, FileId, SystemTime)> = siblings(&path)
-                        .into_iter()
-                        .filter(|(_, s, m)| s.ino != ino && Some(*s) != cur && self.pf_mtime.is_some_and(|pm| *m > pm))
-                        .collect();
-                    for (np, nid, m) in newer {
-                        if recovered.iter().any(|(_, w): &(SystemTime, Watcher)| w.id == nid) {
-                            continue;
-                        }
-                        crate::info!(self.log, format!("{path} was rotated while stopped; reading {np}"));
-                        let (e, _) = self.pf.as_mut().map_or((None, Ok(())), |pf| {
-                            let (e, r) = pf.insert(&path, 0, nid.ino);
-                            (Some(e), r)
-                        });
-                        let w = self.drain_file(&np, &path, nid, 0, e);
-                        recovered.push((m, w));
+                    if !paths_done.contains(path) {
+                        paths_done.push(path.clone());
                     }
                 }
                 None => {
@@ -678,9 +671,27 @@ impl Tail {
                         )
                     );
                     if let Some(pf) = self.pf.as_mut() {
-                        let _ = pf.unwatch(eid);
+                        let _ = pf.unwatch(*eid);
                     }
                 }
+            }
+        }
+        for path in paths_done {
+            let cur = self.active.iter().find(|w| w.path == path).map(|w| w.id);
+            let newer: Vec<(String, FileId, SystemTime)> = siblings(&path)
+                .into_iter()
+                .filter(|(_, s, m)| {
+                    !known.contains(&s.ino)
+                        && Some(*s) != cur
+                        && !recovered.iter().any(|(_, w)| w.id == *s)
+                        && self.pf_mtime.is_some_and(|pm| *m > pm)
+                })
+                .collect();
+            for (np, nid, m) in newer {
+                crate::info!(self.log, format!("{path} was rotated while stopped; reading {np}"));
+                let e = self.pf.as_mut().map(|pf| pf.insert(&path, 0, nid.ino).0);
+                let w = self.drain_file(&np, &path, nid, 0, e);
+                recovered.push((m, w));
             }
         }
         // Oldest first.
