@@ -432,3 +432,259 @@ const SEED_001_SOURCE: &str = r#"<source>
   pos_file /var/log/go-audit/go-audit.log.pos # This allows td-agent to pick up where it left off in case the the service is interrupted
   tag s3.*
 </source>"#;
+
+fn source(dir: &Path, file: &str, extra: &str, parse: &str) -> String {
+    format!(
+        r#"<source>
+  @type tail
+  path {d}/{file}
+  pos_file {d}/{file}.pos
+  tag t
+  read_from_head true
+  rotate_wait 1
+  refresh_interval 1
+  {extra}
+  <parse>
+{parse}
+  </parse>
+</source>
+"#,
+        d = dir.display()
+    )
+}
+
+fn stdout_lines(out: &str) -> Vec<String> {
+    out.lines().filter(|l| l.contains(" t: {")).map(|l| l[l.find(" t: ").unwrap() + 4..].to_string()).collect()
+}
+
+#[test]
+fn multiline_records_group_by_first_line() {
+    let d = tmp();
+    let log = d.path().join("java.log");
+    std::fs::write(
+        &log,
+        "junk before\n2013-3-03 14:27:33 [main] ERROR Main - Exception\njavax.management.RuntimeErrorException: null\n\tat Main.main(Main.java:16)\n2013-3-03 14:27:34 [main] INFO next\n",
+    )
+    .unwrap();
+    let parse = "    @type multiline\n    format_firstline /^\\d{4}-/\n    format1 /^(?<time>\\d{4}-\\d{1,2}-\\d{1,2} \\d{1,2}:\\d{1,2}:\\d{1,2}) \\[(?<thread>.*)\\] (?<level>[^\\s]+)(?<message>.*)/";
+    let conf = format!(
+        "{}<match t>\n  @type stdout\n</match>\n",
+        source(d.path(), "java.log", "multiline_flush_interval 1", parse)
+    );
+    let s = start(d.path(), &conf, 0);
+    // The last record is pending until the flush interval passes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stdout_lines(&std::fs::read_to_string(&s.out).unwrap_or_default()).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = s.stop();
+    let lines = stdout_lines(&out);
+    assert_eq!(
+        lines,
+        vec![
+            r#"{"thread":"main","level":"ERROR","message":" Main - Exception\njavax.management.RuntimeErrorException: null\n\tat Main.main(Main.java:16)"}"#,
+            r#"{"thread":"main","level":"INFO","message":" next"}"#,
+        ],
+        "{out}"
+    );
+    assert!(out.contains("got incomplete line before first line"), "{out}");
+}
+
+#[test]
+fn unmatched_lines_go_to_error_label_or_are_emitted() {
+    let d = tmp();
+    std::fs::write(d.path().join("a.log"), "{\"seq\":0}\nnot json\n{\"seq\":1}\n").unwrap();
+    let conf = format!(
+        "{}<match t>\n  @type stdout\n</match>\n<label @ERROR>\n  <match t>\n    @type stdout\n    <format>\n      @type json\n    </format>\n  </match>\n</label>\n",
+        source(d.path(), "a.log", "path_key file", "    @type json")
+    );
+    let s = start(d.path(), &conf, 0);
+    wait_seen(d.path(), |m| m.len() >= 2, "two good lines");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = s.stop();
+    assert!(
+        out.contains(&format!(r#"{{"unmatched_line":"not json","file":"{}/a.log"}}"#, d.path().display())),
+        "{out}"
+    );
+    assert!(out.contains("pattern not matched: \"not json\""), "{out}");
+    assert!(out.contains(&format!(r#"t: {{"seq":0,"file":"{}/a.log"}}"#, d.path().display())), "{out}");
+    // emit_unmatched_lines: the line is an event instead.
+    let d = tmp();
+    std::fs::write(d.path().join("a.log"), "not json\n").unwrap();
+    let conf = format!(
+        "{}<match t>\n  @type stdout\n</match>\n",
+        source(d.path(), "a.log", "emit_unmatched_lines true", "    @type json")
+    );
+    let s = start(d.path(), &conf, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&s.out).unwrap_or_default().contains("unmatched_line") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = s.stop();
+    assert!(out.contains(r#"t: {"unmatched_line":"not json"}"#), "{out}");
+}
+
+#[test]
+fn long_lines_are_skipped_and_encodings_converted() {
+    let d = tmp();
+    let long = format!("{{\"seq\":1,\"x\":\"{}\"}}\n", "y".repeat(200));
+    std::fs::write(d.path().join("a.log"), format!("{{\"seq\":0}}\n{long}{{\"seq\":2}}\n")).unwrap();
+    let conf = format!(
+        "{}<match t>\n  @type stdout\n</match>\n",
+        source(d.path(), "a.log", "max_line_size 100", "    @type json")
+    );
+    let s = start(d.path(), &conf, 0);
+    wait_seen(d.path(), |m| m.len() >= 2, "short lines");
+    let out = s.stop();
+    assert!(out.contains("received line length is longer than 100"), "{out}");
+    assert_eq!(seen(d.path()).keys().copied().collect::<Vec<_>>(), vec![0, 2]);
+    // UTF-16LE and Shift_JIS files become UTF-8 records.
+    let d = tmp();
+    let text = "{\"seq\":0,\"m\":\"héllo\"}\n{\"seq\":1,\"m\":\"wörld\"}\n";
+    let utf16: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    std::fs::write(d.path().join("u.log"), utf16).unwrap();
+    let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode("{\"seq\":2,\"m\":\"ログ\"}\n");
+    std::fs::write(d.path().join("s.log"), &*sjis).unwrap();
+    let conf = format!(
+        "{}{}<match t>\n  @type stdout\n</match>\n",
+        source(d.path(), "u.log", "encoding utf-8\n  from_encoding UTF-16LE", "    @type json"),
+        source(d.path(), "s.log", "encoding utf-8\n  from_encoding Shift_JIS", "    @type json")
+    );
+    let s = start(d.path(), &conf, 0);
+    wait_seen(d.path(), |m| m.len() >= 3, "three lines");
+    let out = s.stop();
+    assert!(out.contains(r#""m":"héllo""#) && out.contains(r#""m":"wörld""#) && out.contains(r#""m":"ログ""#), "{out}");
+}
+
+#[test]
+fn follow_inodes_with_a_glob_over_rotated_files_has_no_duplicates() {
+    let d = tmp();
+    let log = d.path().join("app.log");
+    append(&log, 0..200);
+    let c = conf(d.path(), "follow_inodes true").replace("app.log\n", "app.log*\n");
+    let s = start(d.path(), &c, 0);
+    wait_seen(d.path(), |m| m.len() >= 200, "first 200");
+    for r in 0..3u64 {
+        std::fs::rename(&log, d.path().join(format!("app.log.{r}"))).unwrap();
+        append(&d.path().join(format!("app.log.{r}")), 200 + r * 200..300 + r * 200);
+        append(&log, 300 + r * 200..400 + r * 200);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    expect_all(d.path(), 800, false);
+    s.stop();
+    // A restart resumes every inode where it was.
+    append(&log, 800..850);
+    let s = start(d.path(), &c, 1);
+    expect_all(d.path(), 850, false);
+    s.stop();
+}
+
+#[test]
+fn a_full_buffer_pauses_tailing_instead_of_dropping() {
+    let d = tmp();
+    let log = d.path().join("app.log");
+    append(&log, 0..1);
+    let conf = format!(
+        "{}<match t>\n  @type file\n  path {}/stdout.file\n  append true\n  <format>\n    @type json\n  </format>\n  <buffer>\n    @type memory\n    chunk_limit_size 8k\n    total_limit_size 16k\n    flush_mode interval\n    flush_interval 0.1\n    flush_thread_interval 0.05\n  </buffer>\n</match>\n",
+        source(d.path(), "app.log", "", "    @type json"),
+        d.path().display()
+    );
+    let s = start(d.path(), &conf, 0);
+    // Bursts larger than the buffer holds: tailing pauses until chunks are written.
+    for i in 0..10u64 {
+        append(&log, 1 + i * 200..1 + (i + 1) * 200);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    expect_all(d.path(), 2001, false);
+    let out = s.stop();
+    assert!(out.contains("buffer space has too many data"), "backpressure never engaged:\n{out}");
+    assert!(!out.contains("dropped"), "{out}");
+}
+
+#[test]
+fn tail_config_errors_are_located() {
+    let d = tmp();
+    let check = |conf: &str, want: &str| {
+        let p = d.path().join("bad.conf");
+        std::fs::write(&p, conf).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice")).arg("--dry-run").arg("-c").arg(&p).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+        assert_ne!(out.status.code(), Some(0), "{conf}");
+        assert!(err.contains(want), "want {want:?} in:\n{err}");
+    };
+    check("<source>\n  @type tail\n  path /x.log\n  tag t\n</source>\n", "<parse> section is required.");
+    check(
+        "<source>\n  @type tail\n  path /x.log\n  tag t\n  enable_watch_timer false\n  enable_stat_watcher false\n  <parse>\n    @type none\n  </parse>\n</source>\n",
+        "either of enable_watch_timer or enable_stat_watcher must be true",
+    );
+    check(
+        "<source>\n  @type tail\n  path /x.log\n  tag t\n  follow_inodes true\n  <parse>\n    @type none\n  </parse>\n</source>\n",
+        "bad.conf:5:17: error: Can't follow inodes without pos_file configuration parameter",
+    );
+    check(
+        "<source>\n  @type tail\n  path /x.log\n  tag t\n  from_encoding UTF-16LE\n  <parse>\n    @type none\n  </parse>\n</source>\n",
+        "'from_encoding' parameter must be specified with 'encoding' parameter.",
+    );
+    check(
+        "<source>\n  @type tail\n  path /x.log\n  tag t\n  <parse>\n    @type jsn\n  </parse>\n</source>\n",
+        "bad.conf:6:11: error: Unknown parser plugin 'jsn'",
+    );
+}
+
+#[test]
+fn filter_parser_and_grep_on_tailed_lines_with_error_label() {
+    let d = tmp();
+    std::fs::write(
+        d.path().join("a.log"),
+        "{\"log\":\"1 GET /a\",\"k\":\"v\"}\n{\"log\":\"zz\"}\n{\"nolog\":1}\n{\"log\":\"2 POST /b\"}\n{\"log\":\"3 GET /health\"}\n",
+    )
+    .unwrap();
+    let conf = format!(
+        r#"{}<filter t>
+  @type parser
+  key_name log
+  reserve_data true
+  <parse>
+    @type regexp
+    expression /^(?<n>\d+) (?<method>\w+) (?<path>\S+)$/
+    types n:integer
+  </parse>
+</filter>
+<filter t>
+  @type grep
+  <exclude>
+    key path
+    pattern /health/
+  </exclude>
+</filter>
+<match t>
+  @type stdout
+</match>
+<label @ERROR>
+  <match t>
+    @type stdout
+    <format>
+      @type json
+    </format>
+  </match>
+</label>
+"#,
+        source(d.path(), "a.log", "", "    @type json")
+    );
+    let s = start(d.path(), &conf, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&s.out).unwrap_or_default().contains("POST") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let out = s.stop();
+    let events = stdout_lines(&out);
+    assert!(events.contains(&r#"{"log":"1 GET /a","k":"v","n":1,"method":"GET","path":"/a"}"#.to_string()), "{out}");
+    assert!(events.contains(&r#"{"log":"2 POST /b","n":2,"method":"POST","path":"/b"}"#.to_string()), "{out}");
+    // Not parsed, but kept by reserve_data; the failures also went to @ERROR.
+    assert!(events.contains(&r#"{"log":"zz"}"#.to_string()), "{out}");
+    assert!(out.contains("{\"log\":\"zz\"}\n") || out.contains("{\"log\":\"zz\"}"), "{out}");
+    assert!(!out.contains("/health"), "{out}");
+    let error_lines = out.lines().filter(|l| l.starts_with('{')).count();
+    assert_eq!(error_lines, 2, "two error events (no match, missing key):\n{out}");
+}

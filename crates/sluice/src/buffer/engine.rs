@@ -70,6 +70,12 @@ impl MemoryBudget {
         self.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| (u + n <= limit).then_some(u + n)).is_ok()
     }
 
+    /// Take `n` bytes even over the limit, but only when nothing is in use
+    /// (one write larger than the whole budget must not stall forever).
+    pub fn reserve_if_idle(&self, n: u64) -> bool {
+        self.used.compare_exchange(0, n, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
     /// Give `n` bytes back.
     pub fn release(&self, n: u64) {
         let _ = self.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| Some(u.saturating_sub(n)));
@@ -274,7 +280,10 @@ impl Buffer {
         let incoming: u64 = payloads.iter().map(|p| p.data.len() as u64).sum();
         let mut out = Written::default();
         let mut st = self.lock();
-        if st.total + incoming > self.cfg.total_limit {
+        // An empty buffer takes any one write, even one larger than the
+        // limit: a batch that could never fit would otherwise stall its
+        // input forever (the overshoot is bounded by that one write).
+        if st.total + incoming > self.cfg.total_limit && st.total > 0 {
             if self.cfg.overflow == OverflowAction::DropOldestChunk {
                 while st.total + incoming > self.cfg.total_limit {
                     let Some(c) = st.queue.pop_front() else { break };
@@ -286,7 +295,7 @@ impl Buffer {
                     out.dropped.push(c);
                 }
             }
-            if st.total + incoming > self.cfg.total_limit {
+            if st.total + incoming > self.cfg.total_limit && st.total > 0 {
                 Metrics::inc(&self.metrics.overflow_count);
                 return Err(Refused::Full(format!(
                     "buffer space has too many data: {} bytes buffered, {incoming} more would pass total_limit_size {}",
@@ -294,7 +303,7 @@ impl Buffer {
                 )));
             }
         }
-        if self.is_memory() && !MEMORY.try_reserve(incoming) {
+        if self.is_memory() && !MEMORY.try_reserve(incoming) && !MEMORY.reserve_if_idle(incoming) {
             Metrics::inc(&self.metrics.overflow_count);
             return Err(Refused::Full(format!(
                 "the memory budget is used up ({} bytes in memory buffers)",
