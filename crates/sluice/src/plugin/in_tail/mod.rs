@@ -1238,9 +1238,7 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Input>> {
             quote: sluice_config::Quote::None,
         });
     }
-    cx.cfg.path.push(parse_el.display_name());
     let parser = parser::build(Some(&parse_el), None, cx);
-    cx.cfg.path.pop();
     let parser: Arc<dyn Parser> = Arc::from(parser?);
     let mut ok = true;
     if !p.enable_watch_timer && !p.enable_stat_watcher {
