@@ -210,6 +210,8 @@ impl JsonDecoder {
         let hdr = out.len();
         out.push(0x80);
         let keys_base = self.keys.len();
+        // A bit per key shape: only keys whose bit is already set are compared.
+        let mut seen: u64 = 0;
         let mut n = 0usize;
         c.ws_c()?;
         if c.b.get(c.i) == Some(&b'}') {
@@ -224,14 +226,20 @@ impl JsonDecoder {
             self.string(c, out)?;
             // Duplicate check against this object's earlier keys.
             let key = &out[kstart..];
-            if !self.dups {
+            let bit = 1u64
+                << ((key.len().wrapping_mul(31)
+                    ^ usize::from(key[key.len() - 1]).wrapping_mul(7)
+                    ^ usize::from(key[key.len() / 2]))
+                    & 63);
+            if !self.dups && seen & bit != 0 {
                 for &(s, l) in &self.keys[keys_base..] {
-                    if l == key.len() && out[s] == key[0] && out[s + l - 1] == key[l - 1] && out[s..s + l] == *key {
+                    if l == key.len() && out[s..s + l] == *key {
                         self.dups = true;
                         break;
                     }
                 }
             }
+            seen |= bit;
             // Absolute offsets stay valid: nested containers, whose headers
             // may grow, are written after every key of this object.
             self.keys.push((kstart, out.len() - kstart));

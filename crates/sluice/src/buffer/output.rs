@@ -604,20 +604,33 @@ impl Shared {
                 return Err(bad(index, &"entry is not [time, record(, tag)]"));
             }
             let (time, p) = sluice_event::EventTime::read(&data, p).map_err(|e| bad(index, &e))?;
-            let rend = msgpack::skip(&data, p).map_err(|e| bad(index, &e))?;
-            let record = RecordRef::walked(&data[p..rend]).map_err(|e| bad(index, &e))?;
-            let (tag, end) = if n == 3 {
-                let (t, e) = msgpack::read_str(&data, rend).map_err(|e| bad(index, &e))?;
-                (std::str::from_utf8(t).unwrap_or(""), e)
+            // The entry's tag sits after the record: find it first when present.
+            let walked = if n == 2 && !inject.enabled() {
+                formatter.format_walk(chunk_tag, time, &data[p..], &mut out)
             } else {
-                (chunk_tag, rend)
+                None
             };
-            if inject.enabled() {
-                let rec = inject.apply(tag, time, record);
-                formatter.format(tag, time, RecordRef::new(&rec).unwrap_or(record), &mut out);
-            } else {
-                formatter.format(tag, time, record, &mut out);
-            }
+            let end = match walked {
+                Some(Ok(len)) => p + len,
+                Some(Err(())) => return Err(bad(index, &"the record is not a msgpack map")),
+                None => {
+                    let rend = msgpack::skip(&data, p).map_err(|e| bad(index, &e))?;
+                    let record = RecordRef::walked(&data[p..rend]).map_err(|e| bad(index, &e))?;
+                    let (tag, end) = if n == 3 {
+                        let (t, e) = msgpack::read_str(&data, rend).map_err(|e| bad(index, &e))?;
+                        (std::str::from_utf8(t).unwrap_or(""), e)
+                    } else {
+                        (chunk_tag, rend)
+                    };
+                    if inject.enabled() {
+                        let rec = inject.apply(tag, time, record);
+                        formatter.format(tag, time, RecordRef::new(&rec).unwrap_or(record), &mut out);
+                    } else {
+                        formatter.format(tag, time, record, &mut out);
+                    }
+                    end
+                }
+            };
             at = end;
             index += 1;
         }

@@ -32,6 +32,25 @@ impl JsonFormatter {
 }
 
 impl Formatter for JsonFormatter {
+    fn format_walk(&self, _tag: &str, _time: EventTime, raw: &[u8], out: &mut Vec<u8>) -> Option<Result<usize, ()>> {
+        if raw.first().is_none_or(|m| !(0x80..=0x8f).contains(m) && *m != 0xde && *m != 0xdf) {
+            return Some(Err(()));
+        }
+        let mark = out.len();
+        match json::write_json(raw, out) {
+            Ok(n) => {
+                if let Some(nl) = self.newline {
+                    out.extend_from_slice(nl.bytes());
+                }
+                Some(Ok(n))
+            }
+            Err(_) => {
+                out.truncate(mark);
+                Some(Err(()))
+            }
+        }
+    }
+
     fn format(&self, _tag: &str, _time: EventTime, record: RecordRef<'_>, out: &mut Vec<u8>) {
         // Records in streams are validated maps; a failure cannot happen.
         let _ = json::write_json(record.as_bytes(), out);

@@ -34,7 +34,38 @@ pub struct OutFileFormatter {
     time: TimeRender,
 }
 
+impl OutFileFormatter {
+    fn prefix(&self, tag: &str, time: EventTime, out: &mut Vec<u8>) {
+        if self.output_time {
+            self.time.write(out, time);
+            out.extend_from_slice(self.delimiter);
+        }
+        if self.output_tag {
+            out.extend_from_slice(tag.as_bytes());
+            out.extend_from_slice(self.delimiter);
+        }
+    }
+}
+
 impl Formatter for OutFileFormatter {
+    fn format_walk(&self, tag: &str, time: EventTime, raw: &[u8], out: &mut Vec<u8>) -> Option<Result<usize, ()>> {
+        if raw.first().is_none_or(|m| !(0x80..=0x8f).contains(m) && *m != 0xde && *m != 0xdf) {
+            return Some(Err(()));
+        }
+        let mark = out.len();
+        self.prefix(tag, time, out);
+        match json::write_json(raw, out) {
+            Ok(n) => {
+                out.extend_from_slice(self.newline.bytes());
+                Some(Ok(n))
+            }
+            Err(_) => {
+                out.truncate(mark);
+                Some(Err(()))
+            }
+        }
+    }
+
     fn format(&self, tag: &str, time: EventTime, record: RecordRef<'_>, out: &mut Vec<u8>) {
         if self.output_time {
             self.time.write(out, time);

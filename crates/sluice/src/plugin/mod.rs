@@ -251,6 +251,14 @@ pub trait Output: Send + Sync + 'static {
 pub trait Formatter: Send + Sync + 'static {
     /// Append the rendering of one event.
     fn format(&self, tag: &str, time: EventTime, record: RecordRef<'_>, out: &mut Vec<u8>);
+
+    /// Render the record starting at `raw[0]` (its end not yet known) and
+    /// return its length, for formatters that walk the whole record anyway;
+    /// `None` if the formatter cannot (the caller then finds the end and
+    /// calls [`Formatter::format`]). Malformed bytes give `Some(Err)`.
+    fn format_walk(&self, _tag: &str, _time: EventTime, _raw: &[u8], _out: &mut Vec<u8>) -> Option<Result<usize, ()>> {
+        None
+    }
 }
 
 /// A configured output with its identity.
