@@ -109,6 +109,14 @@ impl EventStream {
         Ok(EventStream { data, len })
     }
 
+    /// Wrap bytes the caller has already walked as `count` well-formed
+    /// `[time, record]` entries (a decoder that validated them itself).
+    /// Iteration stays bounds-checked: bytes that are not what the caller
+    /// claims make iteration stop early, never read out of bounds.
+    pub fn from_validated(data: Bytes, count: usize) -> Self {
+        EventStream { data, len: count }
+    }
+
     /// A stream of one event.
     pub fn single(time: EventTime, record: &[u8]) -> Self {
         let mut b = EventStreamBuilder::with_capacity(record.len() + 12);
@@ -207,6 +215,12 @@ impl EventStreamBuilder {
         self.buf.push(0x92);
         time.write_ext(&mut self.buf);
         self.buf.extend_from_slice(record);
+        self.len += 1;
+    }
+
+    /// Append entry bytes the caller validated as one `[time, record]`.
+    pub fn push_entry_bytes(&mut self, entry: &[u8]) {
+        self.buf.extend_from_slice(entry);
         self.len += 1;
     }
 
