@@ -29,6 +29,7 @@ pub mod formatter_out_file;
 pub mod formatter_single_value;
 pub mod formatter_stdout;
 pub mod formatter_tsv;
+pub mod in_forward;
 pub mod in_sample;
 pub mod in_tail;
 pub mod inject;
@@ -55,6 +56,7 @@ pub mod parser_syslog;
 pub mod parser_tsv;
 pub mod record_accessor;
 pub mod registry;
+pub mod tls;
 
 use crate::log::Logger;
 use crate::router::{LabelId, Router};

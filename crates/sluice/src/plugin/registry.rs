@@ -74,6 +74,7 @@ pub fn registry() -> &'static Registry {
             inputs: vec![
                 def!("sample", &["dummy"], in_sample::SampleParams, in_sample::build, true),
                 def!("tail", &[], in_tail::TailParams, in_tail::build, true),
+                def!("forward", &[], in_forward::ForwardInputParams, in_forward::build, true),
             ],
             outputs: vec![
                 def!("stdout", &[], out_stdout::StdoutParams, out_stdout::build, true, Some(out_stdout::build_chunk)),
