@@ -35,6 +35,7 @@ pub mod in_tail;
 pub mod inject;
 pub mod out_copy;
 pub mod out_file;
+pub mod out_forward;
 pub mod out_null;
 pub mod out_relabel;
 pub mod out_roundrobin;

@@ -80,6 +80,14 @@ pub fn registry() -> &'static Registry {
                 def!("stdout", &[], out_stdout::StdoutParams, out_stdout::build, true, Some(out_stdout::build_chunk)),
                 def!("null", &[], out_null::NullParams, out_null::build, true, Some(out_null::build_chunk)),
                 def!("file", &[], out_file::FileOutputParams, out_file::build, true, Some(out_file::build_chunk)),
+                def!(
+                    "forward",
+                    &[],
+                    out_forward::ForwardOutputParams,
+                    out_forward::build,
+                    true,
+                    Some(out_forward::build_chunk)
+                ),
                 def!("relabel", &[], out_relabel::RelabelParams, out_relabel::build, true),
                 def!("copy", &[], out_copy::CopyParams, out_copy::build, true),
                 def!("roundrobin", &[], out_roundrobin::RoundRobinParams, out_roundrobin::build, true),
