@@ -13,6 +13,7 @@
 //! [`EventStream`]: sluice_event::EventStream
 
 pub mod buffer;
+pub mod cat;
 pub mod compat;
 pub mod dump;
 pub mod engine;

@@ -56,6 +56,58 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Send records to a Forward input (like fluent-cat): JSON lines from files or stdin.
+    Cat {
+        /// Tag of the records.
+        tag: String,
+        /// Files to send (stdin if none).
+        files: Vec<String>,
+        /// Server host.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Server port.
+        #[arg(short = 'p', long, default_value_t = 24224)]
+        port: u16,
+        /// Input format: json (one object per line), msgpack (a stream of maps) or none (lines as {"message": …}).
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Records per request.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Do not wait for the server's ack of each request.
+        #[arg(long)]
+        no_ack: bool,
+        /// Shared key for the <security> handshake.
+        #[arg(long)]
+        shared_key: Option<String>,
+        /// This client's name in the handshake (default: the host name).
+        #[arg(long)]
+        self_hostname: Option<String>,
+        /// User name for user authentication.
+        #[arg(long, default_value = "")]
+        username: String,
+        /// Password for user authentication.
+        #[arg(long, default_value = "")]
+        password: String,
+        /// Connect with TLS.
+        #[arg(long)]
+        tls: bool,
+        /// CA certificate file to trust (TLS).
+        #[arg(long)]
+        tls_ca: Vec<String>,
+        /// Accept any server certificate (TLS).
+        #[arg(long)]
+        tls_insecure: bool,
+        /// Client certificate (TLS).
+        #[arg(long)]
+        tls_cert: Option<String>,
+        /// Client private key (TLS).
+        #[arg(long)]
+        tls_key: Option<String>,
+        /// Do not show a progress bar for files.
+        #[arg(long)]
+        no_progress: bool,
+    },
     /// Print the reference of a built-in plugin, generated from its declared parameters.
     PluginDoc {
         /// The plugin's @type (e.g. stdout, sample, record_transformer).
@@ -73,6 +125,63 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.cmd {
         Some(Cmd::PluginDoc { name, kind, list }) => plugin_doc(name.as_deref(), kind.as_deref(), *list),
+        Some(Cmd::Cat {
+            tag,
+            files,
+            host,
+            port,
+            format,
+            batch,
+            no_ack,
+            shared_key,
+            self_hostname,
+            username,
+            password,
+            tls,
+            tls_ca,
+            tls_insecure,
+            tls_cert,
+            tls_key,
+            no_progress,
+        }) => {
+            if !["json", "msgpack", "none"].contains(&format.as_str()) {
+                eprintln!("sluice cat: --format must be json, msgpack or none");
+                return ExitCode::from(2);
+            }
+            let o = sluice::cat::CatOptions {
+                tag: tag.clone(),
+                files: files.clone(),
+                host: host.clone(),
+                port: *port,
+                format: format.clone(),
+                batch: (*batch).max(1),
+                ack: !no_ack,
+                security: shared_key.as_ref().map(|k| sluice_forward::handshake::ClientSecurity {
+                    self_hostname: self_hostname.clone().unwrap_or_else(sluice::plugin::hostname),
+                    shared_key: k.clone(),
+                    username: username.clone(),
+                    password: password.clone(),
+                }),
+                tls: tls.then(|| sluice::plugin::tls::ClientTls {
+                    verify_hostname: !tls_insecure,
+                    ca_paths: tls_ca.clone(),
+                    client_cert: tls_cert.clone(),
+                    client_key: tls_key.clone(),
+                    client_key_passphrase: None,
+                    allow_self_signed: false,
+                    insecure: *tls_insecure,
+                    version: None,
+                }),
+                progress: !no_progress && !files.is_empty(),
+            };
+            match sluice::cat::run(&o) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sluice cat: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         None => run(cli),
     }
 }
