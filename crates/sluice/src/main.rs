@@ -55,6 +55,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Cmd {
     /// Send records to a Forward input (like fluent-cat): JSON lines from files or stdin.
     Cat {

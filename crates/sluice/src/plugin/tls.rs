@@ -305,8 +305,7 @@ pub struct ClientTls {
     pub version: Option<TlsVersion>,
 }
 
-/// Verifies nothing (`tls_insecure_mode`, or a self-signed certificate with
-/// `tls_allow_self_signed_cert` when no CA is configured).
+/// Verifies nothing (`tls_insecure_mode`).
 #[derive(Debug)]
 struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
 
@@ -350,7 +349,9 @@ pub fn client_config(t: &ClientTls) -> Result<Arc<rustls::ClientConfig>, String>
     let vers = versions(t.version.unwrap_or(TlsVersion::Tls12), None, None)?;
     let b =
         rustls::ClientConfig::builder_with_provider(ring()).with_protocol_versions(&vers).map_err(|e| e.to_string())?;
-    let b = if t.insecure || (t.allow_self_signed && t.ca_paths.is_empty()) {
+    // As in Fluentd, tls_allow_self_signed_cert does not skip verification:
+    // the self-signed certificate is trusted by listing it in tls_cert_path.
+    let b = if t.insecure {
         b.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAny(ring())))
     } else {
         let mut roots = rustls::RootCertStore::empty();
