@@ -8,6 +8,13 @@
 //! * `sample-file`: in_sample generating ~200-byte records as fast as it can
 //!   → out_file (memory or file buffer). Events/s counts events written to
 //!   the output files; RSS is the sluice process's peak (`VmHWM`).
+//! * `forward --mode forward|packed [--ack] [--relay] [--conns N]`: load
+//!   generator threads send messages of 1000 events of ~200 bytes (Forward
+//!   mode, or PackedForward) to a `forward` input → null, as fast as they
+//!   can, each connection waiting for the ack of every message with `--ack`
+//!   (without it, one ack at the end proves everything was taken). With
+//!   `--relay` sluice forwards to a counting server in the harness instead,
+//!   and events/s counts what arrives there.
 //! * `tail-null`, `tail-file`: in_tail reading a file of `--lines` JSON
 //!   lines of ~208 bytes (6 strings, 4 integers) from tmpfs from its head
 //!   → null, or → out_file. The clock runs from sluice's start until the
@@ -27,6 +34,10 @@ struct Args {
     buffer: String,
     seconds: f64,
     lines: u64,
+    mode: String,
+    ack: bool,
+    relay: bool,
+    conns: usize,
     sluice: PathBuf,
 }
 
@@ -40,14 +51,31 @@ fn parse_args() -> Result<Args, String> {
         buffer: "memory".into(),
         seconds: 10.0,
         lines: 1_000_000,
+        mode: "packed".into(),
+        ack: false,
+        relay: false,
+        conns: 2,
         sluice: exe.with_file_name("sluice"),
     };
     while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--ack" => {
+                a.ack = true;
+                continue;
+            }
+            "--relay" => {
+                a.relay = true;
+                continue;
+            }
+            _ => {}
+        }
         let v = it.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--buffer" => a.buffer = v,
             "--seconds" => a.seconds = v.parse().map_err(|_| "bad --seconds")?,
             "--lines" => a.lines = v.parse().map_err(|_| "bad --lines")?,
+            "--mode" => a.mode = v,
+            "--conns" => a.conns = v.parse().map_err(|_| "bad --conns")?,
             "--sluice" => a.sluice = PathBuf::from(v),
             _ => return Err(format!("unknown flag {flag}")),
         }
@@ -342,6 +370,197 @@ fn tail(a: &Args, dir: &Path, to_file: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// One message of `n` events of ~200 bytes, in `mode`, with an ack id if asked.
+fn forward_message(mode: &str, n: usize, chunk: Option<&str>) -> Vec<u8> {
+    use sluice_event::msgpack;
+    let mut rec = Vec::new();
+    sluice_event::json::json_object_to_msgpack(RECORD.as_bytes(), &mut rec).expect("valid record");
+    let t = sluice_event::EventTime::new(1_700_000_000, 123);
+    let mut entries = Vec::new();
+    for _ in 0..n {
+        entries.push(0x92);
+        t.write_ext(&mut entries);
+        entries.extend_from_slice(&rec);
+    }
+    match mode {
+        "forward" => {
+            let mut out = vec![if chunk.is_some() { 0x93 } else { 0x92 }];
+            msgpack::write_str(&mut out, b"bench.fwd");
+            msgpack::write_array_header(&mut out, n);
+            out.extend_from_slice(&entries);
+            if let Some(c) = chunk {
+                out.push(0x81);
+                msgpack::write_str(&mut out, b"chunk");
+                msgpack::write_str(&mut out, c.as_bytes());
+            }
+            out
+        }
+        _ => sluice_forward::encode::packed_forward(
+            "bench.fwd",
+            &entries,
+            n,
+            sluice_forward::encode::Compress::Text,
+            chunk,
+        )
+        .expect("encoding"),
+    }
+}
+
+fn read_ack(s: &mut std::net::TcpStream, f: &mut sluice_forward::Framer) -> Result<(), String> {
+    use std::io::Read;
+    loop {
+        if f.next_frame().map_err(|e| e.to_string())?.is_some() {
+            return Ok(());
+        }
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        f.extend(&buf[..n]);
+    }
+}
+
+/// A Forward server that counts events (PackedForward `size`) and acks.
+fn counting_server(listener: std::net::TcpListener, count: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{Read, Write};
+    for s in listener.incoming().flatten() {
+        let count = count.clone();
+        std::thread::spawn(move || {
+            let mut s = s;
+            let mut f = sluice_forward::Framer::new(1 << 30);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                f.extend(&buf[..n]);
+                while let Ok(Some(frame)) = f.next_frame() {
+                    let limits = sluice_forward::Limits::default();
+                    if let Ok(Some(r)) = sluice_forward::decode(&frame, &limits, sluice_event::EventTime::new(1, 0)) {
+                        count.fetch_add(r.events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        if let Some(c) = r.options.chunk {
+                            let _ = s.write_all(&sluice_forward::encode::ack(&c));
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn forward(a: &Args, dir: &Path) -> Result<(), String> {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        l.local_addr().map_err(|e| e.to_string())?.port()
+    };
+    let received = Arc::new(AtomicU64::new(0));
+    let matcher = if a.relay {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let rport = l.local_addr().map_err(|e| e.to_string())?.port();
+        let c = received.clone();
+        std::thread::spawn(move || counting_server(l, c));
+        format!(
+            "<match bench.**>\n  @type forward\n  heartbeat_type none\n  <server>\n    host 127.0.0.1\n    port {rport}\n  </server>\n  <buffer>\n    chunk_limit_size 4m\n    total_limit_size 32m\n    flush_mode interval\n    flush_interval 0.05\n    flush_thread_count 2\n    flush_thread_interval 0.01\n    flush_thread_burst_interval 0\n  </buffer>\n</match>"
+        )
+    } else {
+        "<match bench.**>\n  @type null\n</match>".to_string()
+    };
+    let conf = format!(
+        "<system>\n  log_level warn\n</system>\n<source>\n  @type forward\n  port {port}\n  bind 127.0.0.1\n</source>\n{matcher}\n"
+    );
+    let conf_path = dir.join("bench.conf");
+    std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+    let mut child = Command::new(&a.sluice)
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("--suppress-config-dump")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", a.sluice.display()))?;
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err("sluice did not start listening".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    const N: usize = 1000;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let mut threads = Vec::new();
+    for _ in 0..a.conns.max(1) {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        let (mode, ack) = (a.mode.clone(), a.ack);
+        threads.push(std::thread::spawn(move || -> Result<(), String> {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+            let _ = s.set_nodelay(true);
+            let mut f = sluice_forward::Framer::new(1 << 20);
+            let plain = forward_message(&mode, N, None);
+            let acked = forward_message(&mode, N, Some("YmVuY2g=\n"));
+            while !stop.load(Ordering::Relaxed) {
+                if ack {
+                    s.write_all(&acked).map_err(|e| e.to_string())?;
+                    read_ack(&mut s, &mut f)?;
+                } else {
+                    s.write_all(&plain).map_err(|e| e.to_string())?;
+                }
+                sent.fetch_add(N as u64, Ordering::Relaxed);
+            }
+            // One acked message: when it is acked, everything before it was taken.
+            s.write_all(&acked).map_err(|e| e.to_string())?;
+            read_ack(&mut s, &mut f)?;
+            sent.fetch_add(N as u64, Ordering::Relaxed);
+            Ok(())
+        }));
+    }
+    let mut rss = 0;
+    while t0.elapsed().as_secs_f64() < a.seconds {
+        std::thread::sleep(Duration::from_millis(50));
+        rss = rss.max(peak_rss_kib(pid).unwrap_or(0));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().map_err(|_| "sender panicked")??;
+    }
+    let accepted_at = t0.elapsed().as_secs_f64();
+    let total = sent.load(Ordering::Relaxed);
+    let (events, secs) = if a.relay {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while received.load(Ordering::Relaxed) < total && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            rss = rss.max(peak_rss_kib(pid).unwrap_or(0));
+        }
+        (received.load(Ordering::Relaxed), t0.elapsed().as_secs_f64())
+    } else {
+        (total, accepted_at)
+    };
+    rss = rss.max(peak_rss_kib(pid).unwrap_or(0));
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let _ = child.wait();
+    println!(
+        "scenario=forward mode={} ack={} relay={} conns={} events={events} seconds={secs:.2} events_per_sec={:.0} peak_rss_mb={:.1}",
+        a.mode,
+        a.ack,
+        a.relay,
+        a.conns,
+        events as f64 / secs,
+        rss as f64 / 1024.0
+    );
+    Ok(())
+}
+
 fn main() {
     let a = match parse_args() {
         Ok(a) => a,
@@ -355,6 +574,7 @@ fn main() {
     let r = match a.scenario.as_str() {
         "sample-file" => sample_file(&a, &dir),
         "tail-null" => tail(&a, &dir, false),
+        "forward" => forward(&a, &dir),
         "tail-file" => tail(&a, &dir, true),
         s => Err(format!("unknown scenario {s}")),
     };

@@ -76,7 +76,8 @@ fn fluentds_packed_forward_is_reproduced_byte_for_byte() {
     let r = decode(&frame, &Limits::default(), NOW).unwrap().unwrap();
     let chunk = r.options.chunk.clone().unwrap();
     let chunk_id = std::str::from_utf8(&chunk[1..]).unwrap();
-    let again = encode::packed_forward(&r.tag, r.events.as_bytes(), r.events.len(), Compress::Text, Some(chunk_id)).unwrap();
+    let again =
+        encode::packed_forward(&r.tag, r.events.as_bytes(), r.events.len(), Compress::Text, Some(chunk_id)).unwrap();
     assert_eq!(again, &frame[..]);
     // The gzip request decodes to the same shape of events.
     let gz = Bytes::from(std::fs::read(dir.join("fluentd-1.19_out_forward_gzip_ack.bin")).unwrap());

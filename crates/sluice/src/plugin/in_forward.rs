@@ -375,7 +375,15 @@ impl Conn<'_> {
             Ok(None) => return Ok(None),
             Err(e) => return Err(format!("{e} (closing the connection)")),
         };
-        let Request { tag, events, options, skipped, .. } = req;
+        let Request { tag, events, options, skipped, passthrough, .. } = req;
+        // Passed-through entries share the read buffer's allocation, which
+        // also holds later bytes; an exact copy lets that buffer go while the
+        // events wait in an output buffer (memory stays what is accounted).
+        let events = if passthrough {
+            EventStream::from_validated(Bytes::copy_from_slice(events.as_bytes()), events.len())
+        } else {
+            events
+        };
         if skipped > 0 {
             crate::warn!(self.log, "skip invalid event:", "tag" => tag.as_str(), "host" => self.peer.ip().to_string(), "count" => skipped);
         }
