@@ -561,7 +561,21 @@ fn spawn_log_delivery(
 }
 
 /// Run every worker until `shutdown` fires, then stop them in order.
-pub async fn run_workers(engines: Vec<Engine>, mut shutdown: Shutdown, log: Logger) {
+///
+/// # Errors
+/// An output's startup check failed; nothing was started.
+pub async fn run_workers(engines: Vec<Engine>, mut shutdown: Shutdown, log: Logger) -> Result<(), String> {
+    // The checks borrow only the outputs (`Sync`), not the engines.
+    let checks: Vec<_> = engines
+        .iter()
+        .flat_map(|e| e.outputs.iter().map(|o| (o.info.id.clone(), o.output.preflight())))
+        .collect();
+    for (id, check) in checks {
+        if let Err(err) = check.await {
+            crate::error!(log, "unexpected error on starting output plugin", "plugin_id" => id.as_str(), "error" => err.as_str());
+            return Err(err);
+        }
+    }
     let (stop_tx, stop) = Shutdown::new();
     // Consumers first: outputs start before any input produces.
     for e in &engines {
@@ -613,6 +627,7 @@ pub async fn run_workers(engines: Vec<Engine>, mut shutdown: Shutdown, log: Logg
             crate::info!(e.log, "shutting down output plugin", "type" => Kv::Raw(format!(":{}", o.info.type_name)), "plugin_id" => o.info.id.as_str());
         }
     }
+    Ok(())
 }
 
 fn parent_pid() -> u32 {

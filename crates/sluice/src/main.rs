@@ -357,7 +357,7 @@ fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    rt.block_on(async move {
+    let ok = rt.block_on(async move {
         let (tx, shutdown) = Shutdown::new();
         let slog = log.clone();
         tokio::spawn(async move {
@@ -379,8 +379,9 @@ fn run(cli: Cli) -> ExitCode {
             sluice::warn!(slog, "Received a second signal: exiting immediately");
             std::process::exit(130);
         });
-        engine::run_workers(engines, shutdown, log.clone()).await;
+        let r = engine::run_workers(engines, shutdown, log.clone()).await;
         sluice::info!(log, "sluice exits");
+        r.is_ok()
     });
-    ExitCode::SUCCESS
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }

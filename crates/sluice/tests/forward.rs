@@ -435,3 +435,106 @@ fn interop_with_real_fluentd_when_available() {
     let _ = f.wait();
     recv.stop();
 }
+
+/// A bare Forward receiver on a thread: counts connections and collects the
+/// `n` of every event; the first connection is closed by the server after
+/// `close_first_after` requests.
+struct CountingReceiver {
+    port: u16,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+fn counting_receiver(close_first_after: usize) -> CountingReceiver {
+    use std::io::Read;
+    use std::sync::atomic::Ordering;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (c, s) = (connections.clone(), seen.clone());
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let index = c.fetch_add(1, Ordering::SeqCst);
+            let seen = s.clone();
+            std::thread::spawn(move || {
+                let mut f = sluice_forward::Framer::new(64 << 20);
+                let mut requests = 0;
+                let mut buf = [0u8; 65536];
+                loop {
+                    while let Ok(Some(frame)) = f.next_frame() {
+                        let now = sluice_event::EventTime::new(0, 0);
+                        let req = sluice_forward::decode::decode(&frame, &Default::default(), now).unwrap().unwrap();
+                        for ev in req.events.iter() {
+                            let mut json = Vec::new();
+                            sluice_event::json::write_json(ev.record.as_bytes(), &mut json).unwrap();
+                            let json = String::from_utf8(json).unwrap();
+                            let i = json.find("\"n\":").unwrap();
+                            let n: String = json[i + 4..].chars().take_while(char::is_ascii_digit).collect();
+                            seen.lock().unwrap().push(n.parse().unwrap());
+                        }
+                        requests += 1;
+                        if index == 0 && requests == close_first_after {
+                            return; // drops (closes) the connection
+                        }
+                    }
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => f.extend(&buf[..k]),
+                    }
+                }
+            });
+        }
+    });
+    CountingReceiver { port, connections, seen }
+}
+
+#[test]
+fn keepalive_reuses_a_connection_and_reconnects_when_the_server_closes_it() {
+    use std::sync::atomic::Ordering;
+    let d = tempfile::tempdir().unwrap();
+    let r = counting_receiver(3);
+    let s = Proc::start(
+        d.path(),
+        "ka",
+        &sender("ka", 50, &server(r.port, ""), "heartbeat_type none\n  keepalive true\n  keepalive_timeout 30"),
+    );
+    // About ten chunks a second: wait for well over 3 + 10 requests.
+    wait_until("events over kept connections", 30, || r.seen.lock().unwrap().len() >= 150);
+    s.stop();
+    let seen = r.seen.lock().unwrap().clone();
+    let conns = r.connections.load(Ordering::SeqCst);
+    // One connection until the server closed it, then one more.
+    assert_eq!(conns, 2, "connections: {conns}");
+    // Nothing lost when the kept connection turned out to be closed.
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "duplicates");
+    assert_eq!(*sorted.last().unwrap() + 1, sorted.len() as u64, "gaps");
+}
+
+#[test]
+fn without_keepalive_every_chunk_uses_a_new_connection() {
+    use std::sync::atomic::Ordering;
+    let d = tempfile::tempdir().unwrap();
+    let r = counting_receiver(usize::MAX);
+    let s = Proc::start(d.path(), "noka", &sender("noka", 50, &server(r.port, ""), "heartbeat_type none"));
+    wait_until("events", 30, || r.seen.lock().unwrap().len() >= 50);
+    s.stop();
+    assert!(r.connections.load(Ordering::SeqCst) >= 3);
+}
+
+#[test]
+fn verify_connection_at_startup_fails_the_start() {
+    let d = tempfile::tempdir().unwrap();
+    let dead = free_port();
+    let conf = sender("v", 10, &server(dead, ""), "verify_connection_at_startup true\n  connect_timeout 2");
+    let path = d.path().join("v.conf");
+    std::fs::write(&path, conf).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice")).arg("-c").arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("verify_connection_at_startup: failed to connect"), "{text}");
+}

@@ -34,7 +34,7 @@ async fn run(conf: &str, streams: Vec<(&str, EventStream)>) {
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     tx.send(true).unwrap();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
 }
 
 fn files(dir: &Path) -> Vec<String> {

@@ -70,6 +70,9 @@ use std::sync::{Arc, Weak};
 /// A boxed future, for object-safe async plugin methods.
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
+/// A startup check: `Err` stops sluice before any input runs.
+pub type PreflightFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
 /// Why an emit was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmitError {
@@ -240,6 +243,12 @@ pub trait Output: Send + Sync + 'static {
     /// # Errors
     /// Overflow (backpressure) or failure.
     fn emit(&self, tag: &str, es: &EventStream) -> Result<(), EmitError>;
+
+    /// Checks that must pass before sluice runs (e.g. out_forward's
+    /// `verify_connection_at_startup`). Called before `start`.
+    fn preflight(&self) -> PreflightFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// Begin background work (flush tasks). Called before any input runs.
     fn start(&self, _cx: &StartCx) {}

@@ -65,6 +65,15 @@ impl Output for CopyOutput {
         Ok(())
     }
 
+    fn preflight(&self) -> super::PreflightFuture<'_> {
+        Box::pin(async move {
+            for s in &self.stores {
+                s.out.output.preflight().await?;
+            }
+            Ok(())
+        })
+    }
+
     fn start(&self, cx: &StartCx) {
         for s in &self.stores {
             s.out.output.start(cx);

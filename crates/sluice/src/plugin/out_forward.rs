@@ -267,7 +267,15 @@ struct NodeState {
     addr: Option<(SocketAddr, Instant)>,
 }
 
+/// A connection kept open between chunks (`keepalive true`).
+struct Idle {
+    stream: Box<dyn Stream>,
+    since: Instant,
+}
+
 struct Node {
+    /// Kept connections, newest last.
+    idle: Mutex<Vec<Idle>>,
     name: String,
     host: String,
     port: u16,
@@ -295,6 +303,10 @@ struct Cfg {
     dns_round_robin: bool,
     compress: Compress,
     verify_at_startup: bool,
+    /// `keepalive`: reuse connections; with the idle limit of `keepalive_timeout`.
+    keepalive: Option<Option<Duration>>,
+    /// SO_KEEPALIVE on connections.
+    tcp_keepalive: bool,
 }
 
 /// The server side shared by the writer and the heartbeat task.
@@ -398,7 +410,12 @@ impl Forwarder {
     /// Connect, TLS, handshake.
     async fn connect(&self, n: &Node) -> Result<Box<dyn Stream>, String> {
         let addr = self.resolve(n).await?;
-        let tcp = tokio::time::timeout(self.cfg.connect_timeout, tokio::net::TcpStream::connect(addr))
+        let sock = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+            .map_err(|e| format!("failed to connect to {}: {e}", n.name))?;
+        if self.cfg.tcp_keepalive {
+            let _ = sock.set_keepalive(true);
+        }
+        let tcp = tokio::time::timeout(self.cfg.connect_timeout, sock.connect(addr))
             .await
             .map_err(|_| format!("connect timeout to {}", n.name))?
             .map_err(|e| format!("failed to connect to {}: {e}", n.name))?;
@@ -431,8 +448,37 @@ impl Forwarder {
         Ok(s)
     }
 
+    /// A kept connection that is still open and idle, if there is one.
+    async fn reuse(&self, n: &Node) -> Option<Box<dyn Stream>> {
+        let limit = self.cfg.keepalive?;
+        loop {
+            let idle = n.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            if limit.is_some_and(|l| idle.since.elapsed() >= l) {
+                continue;
+            }
+            let mut s = idle.stream;
+            // A server that closed the connection (or sent something unasked)
+            // makes it readable: such a connection is not reused.
+            let mut probe = [0u8; 1];
+            if tokio::time::timeout(Duration::ZERO, s.read(&mut probe)).await.is_err() {
+                return Some(s);
+            }
+        }
+    }
+
     async fn send(&self, n: &Node, frame: &[u8], ack: Option<&str>) -> SendResult {
-        let mut s = self.connect(n).await?;
+        if let Some(s) = self.reuse(n).await {
+            // A kept connection can fail where a new one would not (the
+            // server restarted): then the chunk goes over a new connection.
+            if self.send_on(n, s, frame, ack).await.is_ok() {
+                return Ok(());
+            }
+        }
+        let s = self.connect(n).await?;
+        self.send_on(n, s, frame, ack).await
+    }
+
+    async fn send_on(&self, n: &Node, mut s: Box<dyn Stream>, frame: &[u8], ack: Option<&str>) -> SendResult {
         tokio::time::timeout(self.cfg.send_timeout, s.write_all(frame))
             .await
             .map_err(|_| format!("send timeout to {}", n.name))?
@@ -452,7 +498,11 @@ impl Forwarder {
                 return Err(format!("ack from {} does not match the chunk id; the chunk will be sent again", n.name));
             }
         }
-        let _ = s.shutdown().await;
+        if self.cfg.keepalive.is_some() && !self.stopping.load(Ordering::Acquire) {
+            n.idle.lock().unwrap_or_else(|e| e.into_inner()).push(Idle { stream: s, since: Instant::now() });
+        } else {
+            let _ = s.shutdown().await;
+        }
         Ok(())
     }
 
@@ -626,18 +676,23 @@ impl Output for ForwardOutput {
         self.buffered.emit(tag, es)
     }
 
+    fn preflight(&self) -> super::PreflightFuture<'_> {
+        Box::pin(async move {
+            if !self.fwd.cfg.verify_at_startup {
+                return Ok(());
+            }
+            // Fluentd's verify_connection_at_startup: every server must
+            // accept a connection (and the handshake) or the start fails.
+            for n in &self.fwd.nodes {
+                let mut s = self.fwd.connect(n).await.map_err(|e| format!("verify_connection_at_startup: {e}"))?;
+                let _ = s.shutdown().await;
+            }
+            Ok(())
+        })
+    }
+
     fn start(&self, cx: &StartCx) {
         self.buffered.start(cx);
-        if self.fwd.cfg.verify_at_startup {
-            let f = self.fwd.clone();
-            tokio::spawn(async move {
-                for n in &f.nodes {
-                    if let Err(e) = f.connect(n).await {
-                        crate::error!(f.log, format!("verify_connection_at_startup: {e}"));
-                    }
-                }
-            });
-        }
         if self.fwd.cfg.heartbeat != HeartbeatType::None {
             tokio::spawn(self.fwd.clone().heartbeat_loop());
         }
@@ -645,7 +700,17 @@ impl Output for ForwardOutput {
 
     fn shutdown(&self) -> BoxFuture {
         self.fwd.stopping.store(true, Ordering::Release);
-        self.buffered.shutdown()
+        let flushed = self.buffered.shutdown();
+        let fwd = self.fwd.clone();
+        Box::pin(async move {
+            flushed.await;
+            for n in &fwd.nodes {
+                let idle = std::mem::take(&mut *n.idle.lock().unwrap_or_else(|e| e.into_inner()));
+                for mut c in idle {
+                    let _ = c.stream.shutdown().await;
+                }
+            }
+        })
     }
 }
 
@@ -675,6 +740,7 @@ fn forwarder(p: &ForwardOutputParams, el: &Element, cx: &mut BuildCx<'_, '_>) ->
             password: sp.password.clone(),
         });
         nodes.push(Node {
+            idle: Mutex::new(Vec::new()),
             name,
             host: sp.host,
             port: sp.port,
@@ -781,6 +847,8 @@ fn forwarder(p: &ForwardOutputParams, el: &Element, cx: &mut BuildCx<'_, '_>) ->
                 CompressParam::Zstd => Compress::Zstd,
             },
             verify_at_startup: p.verify_connection_at_startup,
+            keepalive: p.keepalive.then(|| p.keepalive_timeout.map(TimeSpan::duration)),
+            tcp_keepalive: p.send_keepalive_packet,
         },
         nodes,
         weights: Mutex::new(Vec::new()),

@@ -54,6 +54,15 @@ impl Output for RoundRobinOutput {
         self.stores[self.order[i]].output.emit(tag, es)
     }
 
+    fn preflight(&self) -> super::PreflightFuture<'_> {
+        Box::pin(async move {
+            for s in &self.stores {
+                s.output.preflight().await?;
+            }
+            Ok(())
+        })
+    }
+
     fn start(&self, cx: &StartCx) {
         for s in &self.stores {
             s.output.start(cx);
