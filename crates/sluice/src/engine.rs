@@ -566,10 +566,8 @@ fn spawn_log_delivery(
 /// An output's startup check failed; nothing was started.
 pub async fn run_workers(engines: Vec<Engine>, mut shutdown: Shutdown, log: Logger) -> Result<(), String> {
     // The checks borrow only the outputs (`Sync`), not the engines.
-    let checks: Vec<_> = engines
-        .iter()
-        .flat_map(|e| e.outputs.iter().map(|o| (o.info.id.clone(), o.output.preflight())))
-        .collect();
+    let checks: Vec<_> =
+        engines.iter().flat_map(|e| e.outputs.iter().map(|o| (o.info.id.clone(), o.output.preflight()))).collect();
     for (id, check) in checks {
         if let Err(err) = check.await {
             crate::error!(log, "unexpected error on starting output plugin", "plugin_id" => id.as_str(), "error" => err.as_str());

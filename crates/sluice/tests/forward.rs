@@ -538,3 +538,193 @@ fn verify_connection_at_startup_fails_the_start() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("verify_connection_at_startup: failed to connect"), "{text}");
 }
+
+/// JSON text as msgpack.
+fn mp(json: &str) -> Vec<u8> {
+    let mut v = Vec::new();
+    sluice_event::json::json_to_msgpack(json.as_bytes(), &mut v).unwrap();
+    v
+}
+
+fn client(port: u16) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// The next msgpack value from the server; None at EOF or after the read timeout.
+fn reply(s: &mut std::net::TcpStream, f: &mut sluice_forward::Framer) -> Option<Vec<u8>> {
+    use std::io::Read;
+    loop {
+        if let Ok(Some(b)) = f.next_frame() {
+            return Some(b.to_vec());
+        }
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => f.extend(&buf[..n]),
+        }
+    }
+}
+
+fn send(s: &mut std::net::TcpStream, b: &[u8]) {
+    use std::io::Write;
+    s.write_all(b).unwrap();
+}
+
+/// Handshake as a client; the PONG's verdict.
+fn handshake(s: &mut std::net::TcpStream, key: &str, user: &str, pass: &str) -> Result<String, String> {
+    let mut f = sluice_forward::Framer::new(1 << 20);
+    let helo = sluice_forward::handshake::parse_helo(&reply(s, &mut f).unwrap()).unwrap();
+    let sec = sluice_forward::handshake::ClientSecurity {
+        self_hostname: "client".into(),
+        shared_key: key.into(),
+        username: user.into(),
+        password: pass.into(),
+    };
+    send(s, &sluice_forward::handshake::ping(&helo, &sec, "salt"));
+    let pong = reply(s, &mut f).ok_or("no PONG")?;
+    sluice_forward::handshake::check_pong(&pong, &helo, &sec, "salt")
+}
+
+#[test]
+fn in_forward_options_keys_limits_json_udp_and_client_rules() {
+    let d = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let [pa, pb, pc, pd, pe] = ports[..] else { unreachable!() };
+    let conf = format!(
+        "<source>\n  @type forward\n  bind 127.0.0.1\n  port {pa}\n  tag fixed\n  add_tag_prefix pre\n  source_address_key addr\n  source_hostname_key host\n</source>\n\
+         <source>\n  @type forward\n  bind 127.0.0.1\n  port {pb}\n  deny_keepalive true\n  chunk_size_limit 1k\n</source>\n\
+         <source>\n  @type forward\n  bind 127.0.0.1\n  port {pc}\n  skip_invalid_event false\n</source>\n\
+         <source>\n  @type forward\n  bind 127.0.0.1\n  port {pd}\n  <security>\n    self_hostname server\n    shared_key k1\n    allow_anonymous_source false\n    user_auth true\n    <user>\n      username alice\n      password pw\n    </user>\n    <user>\n      username bob\n      password pw2\n    </user>\n    <client>\n      network 127.0.0.0/8\n      shared_key k2\n      users alice\n    </client>\n  </security>\n</source>\n\
+         <source>\n  @type forward\n  bind 127.0.0.1\n  port {pe}\n  <security>\n    self_hostname server\n    shared_key k1\n    allow_anonymous_source false\n    <client>\n      network 10.0.0.0/8\n    </client>\n  </security>\n</source>\n\
+         <match **>\n  @type stdout\n</match>\n"
+    );
+    let recv = Proc::start(d.path(), "recv", &conf);
+    for p in &ports {
+        wait_listening(*p);
+    }
+    let mut f = sluice_forward::Framer::new(1 << 20);
+
+    // tag, add_tag_prefix, source_address_key, source_hostname_key; keepalive by default.
+    let mut s = client(pa);
+    send(&mut s, &mp(r#"["orig", 1700000000, {"n": 1}, {"chunk": "c1"}]"#));
+    assert_eq!(reply(&mut s, &mut f).unwrap(), mp(r#"{"ack": "c1"}"#));
+    send(&mut s, &mp(r#"["orig", 1700000000, {"n": 2, "addr": "spoofed"}, {"chunk": "c2"}]"#));
+    assert_eq!(reply(&mut s, &mut f).unwrap(), mp(r#"{"ack": "c2"}"#), "the connection stays open");
+    drop(s);
+
+    // UDP heartbeat on the same port.
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    u.send_to(b"\0", ("127.0.0.1", pa)).unwrap();
+    let mut hb = [0u8; 8];
+    let (n, from) = u.recv_from(&mut hb).unwrap();
+    assert_eq!((&hb[..n], from.port()), (&b"\0"[..], pa));
+
+    // deny_keepalive: the server closes after one request.
+    let mut s = client(pb);
+    send(&mut s, &mp(r#"["dk", 1700000000, {"n": 3}, {"chunk": "c3"}]"#));
+    assert_eq!(reply(&mut s, &mut f).unwrap(), mp(r#"{"ack": "c3"}"#));
+    assert_eq!(reply(&mut s, &mut f), None, "closed after the request");
+    // chunk_size_limit: a request over it is refused (not acked, connection closed).
+    let mut s = client(pb);
+    let big = format!(r#"["dk.big", 1700000000, {{"pad": "{}"}}, {{"chunk": "c4"}}]"#, "x".repeat(2000));
+    send(&mut s, &mp(&big));
+    assert_eq!(reply(&mut s, &mut f), None, "an oversized request is not acked");
+    f = sluice_forward::Framer::new(1 << 20);
+
+    // skip_invalid_event: true (default) drops the bad entry, false refuses the request.
+    let mut s = client(pb);
+    send(
+        &mut s,
+        &mp(
+            r#"["skip", [[1700000000, {"n": 5}], [1700000000, "not a map"], [1700000000, {"n": 6}]], {"chunk": "c5"}]"#,
+        ),
+    );
+    assert_eq!(reply(&mut s, &mut f).unwrap(), mp(r#"{"ack": "c5"}"#));
+    let mut s = client(pc);
+    send(&mut s, &mp(r#"["strict", [[1700000000, {"n": 7}], [1700000000, "not a map"]], {"chunk": "c6"}]"#));
+    assert_eq!(reply(&mut s, &mut f), None, "an invalid request is not acked");
+    f = sluice_forward::Framer::new(1 << 20);
+
+    // JSON requests, acked in JSON.
+    let mut s = client(pc);
+    send(&mut s, br#"["json.t", 1700000000, {"n": 8}, {"chunk": "j1"}]"#);
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(&mut s, &mut buf).unwrap();
+    assert_eq!(&buf[..n], br#"{"ack":"j1"}"#);
+
+    // <client network> with its own shared_key and users.
+    let mut s = client(pd);
+    assert_eq!(handshake(&mut s, "k2", "alice", "pw").as_deref(), Ok("server"));
+    send(&mut s, &mp(r#"["sec.ok", 1700000000, {"n": 9}, {"chunk": "s1"}]"#));
+    assert_eq!(reply(&mut s, &mut f).unwrap(), mp(r#"{"ack": "s1"}"#));
+    let mut s = client(pd);
+    let e = handshake(&mut s, "k1", "alice", "pw").unwrap_err();
+    assert!(e.contains("shared_key mismatch"), "{e}");
+    let mut s = client(pd);
+    let e = handshake(&mut s, "k2", "alice", "wrong").unwrap_err();
+    assert!(e.contains("username/password mismatch"), "{e}");
+    let mut s = client(pd);
+    let e = handshake(&mut s, "k2", "bob", "pw2").unwrap_err();
+    assert!(e.contains("username/password mismatch"), "{e}");
+    // allow_anonymous_source false and no rule for 127.0.0.1.
+    let mut s = client(pe);
+    let e = handshake(&mut s, "k1", "", "").unwrap_err();
+    assert!(e.contains("anonymous source host"), "{e}");
+
+    std::thread::sleep(Duration::from_millis(300));
+    let out = recv.stop();
+    let line = |needle: &str| out.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}: {out}"));
+    let l1 = line(r#""n":1"#);
+    assert!(l1.contains(" pre.fixed: "), "{l1}");
+    assert!(l1.contains(r#""addr":"127.0.0.1","host":""#), "{l1}");
+    assert!(line(r#""n":2"#).contains(r#""addr":"127.0.0.1""#) && !out.contains("spoofed"));
+    assert!(line(r#""n":3"#).contains(" dk: "));
+    assert!(!out.contains("dk.big: "));
+    assert!(out.contains("Input chunk size") || out.contains("chunk_size_limit"), "{out}");
+    assert!(line(r#""n":5"#).contains(" skip: ") && line(r#""n":6"#).contains(" skip: "));
+    assert!(out.contains("skip invalid event"), "{out}");
+    assert!(!out.contains(r#""n":7"#));
+    assert!(line(r#""n":8"#).contains(" json.t: "));
+    assert!(line(r#""n":9"#).contains(" sec.ok: "));
+    assert!(out.contains("authentication failed"), "{out}");
+}
+
+#[test]
+fn in_forward_withholds_the_ack_while_the_buffer_is_full() {
+    let d = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out_dir = d.path().join("out");
+    let conf = format!(
+        "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n\
+         <match bp>\n  @type file\n  path {}/bp\n  <format>\n    @type json\n  </format>\n  <buffer>\n    @type memory\n    chunk_limit_size 2k\n    total_limit_size 2k\n    flush_mode interval\n    flush_interval 2s\n  </buffer>\n</match>\n",
+        out_dir.display()
+    );
+    let recv = Proc::start(d.path(), "bp", &conf);
+    wait_listening(port);
+    let mut f = sluice_forward::Framer::new(1 << 20);
+    let mut s = client(port);
+    let mut acked_at = Vec::new();
+    let t0 = Instant::now();
+    for i in 0..3 {
+        let req = format!(r#"["bp", 1700000000, {{"i": {i}, "pad": "{}"}}, {{"chunk": "b{i}"}}]"#, "x".repeat(1500));
+        send(&mut s, &mp(&req));
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        assert_eq!(reply(&mut s, &mut f).unwrap(), mp(&format!(r#"{{"ack": "b{i}"}}"#)));
+        acked_at.push(t0.elapsed());
+    }
+    // The first request fits; the next ones wait for a flush (2 s) before their ack.
+    assert!(acked_at[0] < Duration::from_millis(1500), "{acked_at:?}");
+    assert!(acked_at[2] >= Duration::from_millis(1500), "{acked_at:?}");
+    drop(s);
+    let out = recv.stop();
+    let mut written = String::new();
+    for e in std::fs::read_dir(&out_dir).unwrap() {
+        written += &std::fs::read_to_string(e.unwrap().path()).unwrap();
+    }
+    for i in 0..3 {
+        assert_eq!(written.matches(&format!(r#""i":{i},"#)).count(), 1, "{written}\n{out}");
+    }
+}

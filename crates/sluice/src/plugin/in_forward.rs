@@ -13,7 +13,7 @@
 use super::{BoxFuture, BuildCx, EmitError, Emitter, Input, InputContext, Shutdown};
 use crate::log::Logger;
 use bytes::Bytes;
-use sluice_config::{Element, Params, Size, TimeSpan};
+use sluice_config::{Element, Params, Size};
 use sluice_event::{EventStream, EventStreamBuilder, EventTime, RecordRef, msgpack};
 use sluice_forward::handshake::{ClientRule, ServerSecurity, ServerSession};
 use sluice_forward::{Framer, Limits, Request, Signal};
@@ -283,7 +283,9 @@ impl Conn<'_> {
             match self.framer.next_frame() {
                 Ok(Some(f)) => return Ok(Some(f)),
                 Ok(None) => {}
-                Err(e) => return Err(format!("closing the connection: {e}")),
+                Err(e) => {
+                    return Err(format!("closing the connection, the request is not acked: {e} (chunk_size_limit)"));
+                }
             }
             if !self.fill(s).await? {
                 return Ok(None);
@@ -594,6 +596,5 @@ pub fn build(el: &Element, cx: &mut BuildCx<'_, '_>) -> Option<Box<dyn Input>> {
         security,
         tls,
     };
-    let _ = TimeSpan(0.0);
     Some(Box::new(ForwardInput { cfg: Arc::new(cfg) }))
 }
