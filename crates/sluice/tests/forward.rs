@@ -728,3 +728,27 @@ fn in_forward_withholds_the_ack_while_the_buffer_is_full() {
         assert_eq!(written.matches(&format!(r#""i":{i},"#)).count(), 1, "{written}\n{out}");
     }
 }
+
+#[test]
+fn udp_heartbeats_detach_a_dead_server_and_recover_it() {
+    let d = tempfile::tempdir().unwrap();
+    let (pa, pb) = (free_port(), free_port());
+    let a = Proc::start(d.path(), "a", &receiver(pa, ""));
+    wait_listening(pa);
+    let servers = server(pa, "    name alive") + &server(pb, "    name later");
+    let extra =
+        "heartbeat_type udp\n  hard_timeout 1\n  phi_threshold 4\n  recover_wait 1\n  require_ack_response true";
+    let s = Proc::start(d.path(), "s", &sender("udp", 50, &servers, extra));
+    wait_until("the dead server detached", 20, || s.output().contains("detached forwarding server 'later'"));
+    let b = Proc::start(d.path(), "b", &receiver(pb, ""));
+    wait_listening(pb);
+    wait_until("the server recovered by UDP heartbeats", 30, || {
+        s.output().contains("recovered forwarding server 'later'")
+    });
+    wait_until("traffic to the recovered server", 20, || counts(&b.output(), "udp").len() >= 10);
+    s.stop();
+    std::thread::sleep(Duration::from_millis(300));
+    let all: BTreeMap<u64, u32> = counts(&a.stop(), "udp").into_iter().chain(counts(&b.stop(), "udp")).collect();
+    let max = *all.keys().last().unwrap();
+    assert!((0..=max).all(|n| all.contains_key(&n)), "events lost");
+}
