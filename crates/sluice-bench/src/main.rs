@@ -96,6 +96,19 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// CPU seconds (user, system) the process has used so far.
+fn cpu_seconds(pid: u32) -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return (f64::NAN, f64::NAN) };
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    #[allow(unsafe_code)]
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).map_or(f64::NAN, |t| t / hz);
+    (tick(11), tick(12))
+}
+
 fn count_lines(dir: &Path) -> u64 {
     let mut n = 0;
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -350,6 +363,7 @@ fn tail(a: &Args, dir: &Path, to_file: bool) -> Result<(), String> {
     };
     let elapsed = t0.elapsed().as_secs_f64();
     rss = rss.max(peak_rss_kib(pid).unwrap_or(0));
+    let (user, sys) = cpu_seconds(pid);
     #[allow(unsafe_code)]
     // SAFETY: kill(2) on our own child.
     unsafe {
@@ -359,7 +373,7 @@ fn tail(a: &Args, dir: &Path, to_file: bool) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&data);
     let events = if to_file { counter.count(&out) } else { a.lines };
     println!(
-        "scenario=tail-{} lines={} bytes={size} complete={done} read_seconds={:.3} seconds={elapsed:.3} events_per_sec={:.0} peak_rss_mb={:.1} exit={}",
+        "scenario=tail-{} lines={} bytes={size} complete={done} read_seconds={:.3} seconds={elapsed:.3} events_per_sec={:.0} peak_rss_mb={:.1} cpu_user_s={user:.2} cpu_sys_s={sys:.2} exit={}",
         if to_file { format!("file buffer={}", a.buffer) } else { "null".into() },
         a.lines,
         read_done.unwrap_or(f64::NAN),
