@@ -210,16 +210,31 @@ fn write_json_at(buf: &[u8], at: usize, out: &mut Vec<u8>, depth: usize) -> Resu
             return Ok(end);
         }
         Some(&m @ 0x80..=0x8f) => {
-            // A small map (the usual record) without the generic header read.
+            // A small map (the usual record) without the generic header
+            // read; short string keys and values are written inline.
             let mut p = at + 1;
             out.push(b'{');
             for i in 0..usize::from(m & 0x0f) {
                 if i > 0 {
                     out.push(b',');
                 }
-                p = write_json_key(buf, p, out)?;
+                p = match buf.get(p) {
+                    Some(&k @ 0xa0..=0xbf) if p + 1 + usize::from(k & 0x1f) <= buf.len() => {
+                        let len = usize::from(k & 0x1f);
+                        write_json_str_at(out, buf, p + 1, len);
+                        p + 1 + len
+                    }
+                    _ => write_json_key(buf, p, out)?,
+                };
                 out.push(b':');
-                p = write_json_at(buf, p, out, depth + 1)?;
+                p = match buf.get(p) {
+                    Some(&v @ 0xa0..=0xbf) if p + 1 + usize::from(v & 0x1f) <= buf.len() => {
+                        let len = usize::from(v & 0x1f);
+                        write_json_str_at(out, buf, p + 1, len);
+                        p + 1 + len
+                    }
+                    _ => write_json_at(buf, p, out, depth + 1)?,
+                };
             }
             out.push(b'}');
             return Ok(p);

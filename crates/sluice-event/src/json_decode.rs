@@ -227,7 +227,10 @@ impl JsonDecoder {
             let kstart = out.len();
             // The key's decoded bytes: the source text unless it had escapes.
             // (Reading them back from `out`, just written, would stall.)
-            let plain = self.string(c, out)?;
+            let plain = match plain_string(c, out) {
+                Some(r) => Some(r),
+                None => self.string(c, out)?,
+            };
             let key: &[u8] = match plain {
                 Some((s, e)) => &c.b[s..e],
                 None => &self.scratch,
@@ -267,7 +270,10 @@ impl JsonDecoder {
             c.i += 1;
             c.ws_c()?;
             let vstart = out.len();
-            self.value(c, out, depth)?;
+            // Plain string values (most of a log record) without a call.
+            if c.b.get(c.i) != Some(&b'"') || plain_string(c, out).is_none() {
+                self.value(c, out, depth)?;
+            }
             if watched {
                 self.found = Some((kstart, vstart, out.len()));
             }
@@ -410,6 +416,22 @@ impl JsonDecoder {
         msgpack::write_str(out, &self.scratch);
         Ok(None)
     }
+}
+
+/// A string without escapes at `c` (on its opening quote) into `out`,
+/// returning its source range; `None` (nothing consumed) when it has
+/// escapes or no end, for [`JsonDecoder::string`] to handle.
+#[inline(always)]
+fn plain_string(c: &mut Cur<'_>, out: &mut Vec<u8>) -> Option<(usize, usize)> {
+    let start = c.i + 1;
+    let rest = c.b.get(start..)?;
+    let p = find_quote_or_backslash(rest)?;
+    if rest[p] != b'"' {
+        return None;
+    }
+    put_str(out, rest, p);
+    c.i = start + p + 1;
+    Some((start, start + p))
 }
 
 /// Write `rest[..len]` as a msgpack string. Short strings (the usual keys
