@@ -142,3 +142,33 @@ async fn symlink_path_points_at_the_newest_buffer_chunk() {
     );
     assert!(target.exists(), "file chunks stay at shutdown, so the link is live");
 }
+
+/// One memory chunk holding several emits with different tags (no tag chunk
+/// key): each emit is its own block with a `[tag]` marker, and the flush
+/// renders the blocks in place, each line with its own tag.
+#[tokio::test]
+async fn mixed_tags_in_one_memory_chunk_keep_their_tags() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().display();
+    let conf = format!(
+        "<match mix.**>\n  @type file\n  path {p}/mix/out\n  append true\n  <buffer []>\n    @type memory\n  </buffer>\n</match>\n"
+    );
+    let streams =
+        vec![("mix.a", stream(0..3)), ("mix.b", stream(3..5)), ("mix.a", stream(5..6)), ("mix.c", stream(6..9))];
+    run(&conf, streams).await;
+    let dir = d.path().join("mix");
+    let text: String = files(&dir).iter().map(|f| std::fs::read_to_string(dir.join(f)).unwrap()).collect();
+    let got: Vec<(String, String)> = text
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[1].to_string(), f[2].to_string())
+        })
+        .collect();
+    let want: Vec<(String, String)> =
+        [(0, "a"), (1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "a"), (6, "c"), (7, "c"), (8, "c")]
+            .iter()
+            .map(|(id, t)| (format!("mix.{t}"), format!("{{\"id\":{id}}}")))
+            .collect();
+    assert_eq!(got, want);
+}

@@ -265,6 +265,17 @@ impl Chunk {
         Ok(())
     }
 
+    /// A memory chunk's uncompressed blocks (shared, not copied); `None`
+    /// for file chunks and compressed blocks.
+    pub fn plain_blocks(&self) -> Option<Vec<bytes::Bytes>> {
+        match &self.store {
+            Store::Memory(blocks) if blocks.iter().all(|(f, _)| *f == 0) => {
+                Some(blocks.iter().map(|(_, b)| b.clone()).collect())
+            }
+            _ => None,
+        }
+    }
+
     /// The events, decompressed (`limit` bounds decompression).
     ///
     /// # Errors

@@ -174,6 +174,36 @@ struct Shared {
     stopping: AtomicBool,
     last_overflow_warn: AtomicU64,
     suppressed_overflow: AtomicU64,
+    /// Flush buffers kept between flushes (one per flush thread), so each
+    /// flush does not allocate and fault in a fresh multi-megabyte buffer.
+    bufs: Mutex<Vec<Vec<u8>>>,
+}
+
+/// A flush buffer that goes back to its pool when dropped.
+struct Pooled<'a> {
+    buf: Vec<u8>,
+    pool: &'a Shared,
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        // Very large buffers (a chunk far over its limit) are not kept.
+        if buf.capacity() <= (self.pool.buffer.cfg.chunk_limit as usize).saturating_mul(4).max(1 << 20) {
+            buf.clear();
+            let mut pool = self.pool.bufs.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() <= self.pool.flush_threads as usize {
+                pool.push(buf);
+            }
+        }
+    }
 }
 
 /// A buffered output: the engine around a [`ChunkOutput`].
@@ -269,6 +299,7 @@ pub fn build_parts(
         stopping: AtomicBool::new(false),
         last_overflow_warn: AtomicU64::new(0),
         suppressed_overflow: AtomicU64::new(0),
+        bufs: Mutex::new(Vec::new()),
     };
     Some(BufferedOutput { s: Arc::new(s) })
 }
@@ -583,56 +614,86 @@ impl Shared {
     /// # Errors
     /// If the stored entries are not a valid event stream.
     fn render(&self, c: &Chunk, data: Vec<u8>) -> Result<Vec<u8>, String> {
+        if !matches!(self.format, EventFormat::Formatted { .. }) {
+            return Ok(data);
+        }
+        self.render_segments(c, &[&data])
+    }
+
+    /// The formatted chunk straight from a memory chunk's blocks, without
+    /// first copying them into one buffer. `None` when that does not apply
+    /// (not formatted, a file chunk, compressed blocks) or a block does not
+    /// parse on its own (the caller then reads and renders the usual way).
+    fn render_from_blocks(&self, c: &Chunk) -> Option<Vec<u8>> {
+        if !matches!(self.format, EventFormat::Formatted { .. }) {
+            return None;
+        }
+        let blocks = c.plain_blocks()?;
+        let segs: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
+        self.render_segments(c, &segs).ok()
+    }
+
+    /// Format the entries in `segs` (each holding whole entries; a `[tag]`
+    /// marker's tag carries on into later segments).
+    fn render_segments(&self, c: &Chunk, segs: &[&[u8]]) -> Result<Vec<u8>, String> {
         use sluice_event::msgpack;
-        let EventFormat::Formatted { formatter, inject, .. } = &self.format else { return Ok(data) };
+        let EventFormat::Formatted { formatter, inject, .. } = &self.format else {
+            return Ok(segs.concat());
+        };
         let mut chunk_tag = c.meta.tag.as_deref().unwrap_or("");
-        let mut out = Vec::with_capacity(data.len() + data.len() / 4 + 64);
-        let mut at = 0;
+        let total: usize = segs.iter().map(|s| s.len()).sum();
+        // Text is usually up to 1.5 times the msgpack size: one allocation,
+        // reused from the pool when there is one.
+        let mut out = self.bufs.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+        out.reserve(total + total / 2 + 64);
         let mut index = 0;
         let bad = |index: usize, e: &dyn std::fmt::Display| format!("event {index}: {e}");
-        while at < data.len() {
-            // `[time, record]`, `[time, record, tag]` when entries carry their
-            // tag, or a `[tag]` marker for the entries that follow it.
-            let (n, p) = msgpack::read_array_len(&data, at).map_err(|e| bad(index, &e))?;
-            if n == 1 {
-                let (t, e) = msgpack::read_str(&data, p).map_err(|e| bad(index, &e))?;
-                chunk_tag = std::str::from_utf8(t).unwrap_or("");
-                at = e;
-                continue;
-            }
-            if !(n == 2 || n == 3) {
-                return Err(bad(index, &"entry is not [time, record(, tag)]"));
-            }
-            let (time, p) = sluice_event::EventTime::read(&data, p).map_err(|e| bad(index, &e))?;
-            // The entry's tag sits after the record: find it first when present.
-            let walked = if n == 2 && !inject.enabled() {
-                formatter.format_walk(chunk_tag, time, &data[p..], &mut out)
-            } else {
-                None
-            };
-            let end = match walked {
-                Some(Ok(len)) => p + len,
-                Some(Err(())) => return Err(bad(index, &"the record is not a msgpack map")),
-                None => {
-                    let rend = msgpack::skip(&data, p).map_err(|e| bad(index, &e))?;
-                    let record = RecordRef::walked(&data[p..rend]).map_err(|e| bad(index, &e))?;
-                    let (tag, end) = if n == 3 {
-                        let (t, e) = msgpack::read_str(&data, rend).map_err(|e| bad(index, &e))?;
-                        (std::str::from_utf8(t).unwrap_or(""), e)
-                    } else {
-                        (chunk_tag, rend)
-                    };
-                    if inject.enabled() {
-                        let rec = inject.apply(tag, time, record);
-                        formatter.format(tag, time, RecordRef::new(&rec).unwrap_or(record), &mut out);
-                    } else {
-                        formatter.format(tag, time, record, &mut out);
-                    }
-                    end
+        for &data in segs {
+            let mut at = 0;
+            while at < data.len() {
+                // `[time, record]`, `[time, record, tag]` when entries carry their
+                // tag, or a `[tag]` marker for the entries that follow it.
+                let (n, p) = msgpack::read_array_len(data, at).map_err(|e| bad(index, &e))?;
+                if n == 1 {
+                    let (t, e) = msgpack::read_str(data, p).map_err(|e| bad(index, &e))?;
+                    chunk_tag = std::str::from_utf8(t).unwrap_or("");
+                    at = e;
+                    continue;
                 }
-            };
-            at = end;
-            index += 1;
+                if !(n == 2 || n == 3) {
+                    return Err(bad(index, &"entry is not [time, record(, tag)]"));
+                }
+                let (time, p) = sluice_event::EventTime::read(data, p).map_err(|e| bad(index, &e))?;
+                // The entry's tag sits after the record: find it first when present.
+                let walked = if n == 2 && !inject.enabled() {
+                    formatter.format_walk(chunk_tag, time, &data[p..], &mut out)
+                } else {
+                    None
+                };
+                let end = match walked {
+                    Some(Ok(len)) => p + len,
+                    Some(Err(())) => return Err(bad(index, &"the record is not a msgpack map")),
+                    None => {
+                        let rend = msgpack::skip(data, p).map_err(|e| bad(index, &e))?;
+                        let record = RecordRef::walked(&data[p..rend]).map_err(|e| bad(index, &e))?;
+                        let (tag, end) = if n == 3 {
+                            let (t, e) = msgpack::read_str(data, rend).map_err(|e| bad(index, &e))?;
+                            (std::str::from_utf8(t).unwrap_or(""), e)
+                        } else {
+                            (chunk_tag, rend)
+                        };
+                        if inject.enabled() {
+                            let rec = inject.apply(tag, time, record);
+                            formatter.format(tag, time, RecordRef::new(&rec).unwrap_or(record), &mut out);
+                        } else {
+                            formatter.format(tag, time, record, &mut out);
+                        }
+                        end
+                    }
+                };
+                at = end;
+                index += 1;
+            }
         }
         Ok(out)
     }
@@ -655,15 +716,18 @@ impl Shared {
         let now = unix_now();
         let to_secondary = self.secondary.is_some()
             && self.retry.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|r| r.secondary(now));
-        let data = match c.read(self.buffer.cfg.chunk_limit.saturating_mul(4).max(1 << 20)) {
-            Ok(d) => d,
-            Err(e) => {
-                crate::error!(self.log, "a chunk cannot be read; moving it to the backup directory", "chunk_id" => hex(&c.id), "error" => e.to_string());
-                self.give_up(c, "unreadable chunk");
-                return true;
-            }
+        let data = match self.render_from_blocks(&c) {
+            Some(d) => Ok(d),
+            None => match c.read(self.buffer.cfg.chunk_limit.saturating_mul(4).max(1 << 20)) {
+                Ok(d) => self.render(&c, d),
+                Err(e) => {
+                    crate::error!(self.log, "a chunk cannot be read; moving it to the backup directory", "chunk_id" => hex(&c.id), "error" => e.to_string());
+                    self.give_up(c, "unreadable chunk");
+                    return true;
+                }
+            },
         };
-        let data = match self.render(&c, data) {
+        let data = match data.map(|buf| Pooled { buf, pool: self }) {
             Ok(d) => d,
             Err(e) => {
                 crate::error!(self.log, "a chunk holds damaged events; moving it to the backup directory", "chunk_id" => hex(&c.id), "error" => e);
@@ -833,14 +897,17 @@ impl Shared {
             let now = unix_now();
             let to_secondary = self.secondary.is_some()
                 && self.retry.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|r| r.secondary(now));
-            let data = match c.read(self.buffer.cfg.chunk_limit.saturating_mul(4).max(1 << 20)) {
-                Ok(d) => d,
-                Err(_) => {
-                    self.give_up(c, "unreadable chunk at shutdown");
-                    continue;
-                }
+            let data = match self.render_from_blocks(&c) {
+                Some(d) => Ok(d),
+                None => match c.read(self.buffer.cfg.chunk_limit.saturating_mul(4).max(1 << 20)) {
+                    Ok(d) => self.render(&c, d),
+                    Err(_) => {
+                        self.give_up(c, "unreadable chunk at shutdown");
+                        continue;
+                    }
+                },
             };
-            let data = match self.render(&c, data) {
+            let data = match data.map(|buf| Pooled { buf, pool: self }) {
                 Ok(d) => d,
                 Err(_) => {
                     self.give_up(c, "damaged events at shutdown");
