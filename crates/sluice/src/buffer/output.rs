@@ -194,6 +194,11 @@ impl std::ops::Deref for Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
+        // Only rendered text is built in pooled buffers; raw chunk reads
+        // (msgpack outputs) are not, so keeping them would only hold memory.
+        if !matches!(self.pool.format, EventFormat::Formatted { .. }) {
+            return;
+        }
         let mut buf = std::mem::take(&mut self.buf);
         // Very large buffers (a chunk far over its limit) are not kept.
         if buf.capacity() <= (self.pool.buffer.cfg.chunk_limit as usize).saturating_mul(4).max(1 << 20) {
