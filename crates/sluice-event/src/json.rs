@@ -150,12 +150,7 @@ fn write_ext_json(out: &mut Vec<u8>, t: i8, p: &[u8]) {
 
 /// Render a map key: strings as themselves, other scalars through Ruby's `to_s`.
 fn write_json_key(buf: &[u8], at: usize, out: &mut Vec<u8>) -> Result<usize, Error> {
-    if let Some(&m @ 0xa0..=0xbf) = buf.get(at) {
-        let end = at + 1 + usize::from(m & 0x1f);
-        if end > buf.len() {
-            return Err(Error::Truncated);
-        }
-        write_json_str_at(out, buf, at + 1, end - at - 1);
+    if let Some(end) = write_fixstr(buf, at, out) {
         return Ok(end);
     }
     let h = msgpack::header(buf, at)?;
@@ -195,50 +190,54 @@ pub fn write_json(buf: &[u8], out: &mut Vec<u8>) -> Result<usize, Error> {
     write_json_at(buf, 0, out, 0)
 }
 
+/// A fixstr at `buf[at]` as a JSON string; its end, or `None` (nothing
+/// written) if `buf[at]` is not a complete fixstr.
+#[inline(always)]
+fn write_fixstr(buf: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
+    let m = *buf.get(at)?;
+    if !(0xa0..=0xbf).contains(&m) {
+        return None;
+    }
+    let len = usize::from(m & 0x1f);
+    if at + 1 + len > buf.len() {
+        return None;
+    }
+    write_json_str_at(out, buf, at + 1, len);
+    Some(at + 1 + len)
+}
+
+/// The `n` pairs of a map starting at `buf[at]` as a JSON object; short
+/// string keys and values (most of a log record) are written inline.
+#[inline(always)]
+fn write_map(buf: &[u8], mut at: usize, n: usize, out: &mut Vec<u8>, depth: usize) -> Result<usize, Error> {
+    out.push(b'{');
+    for i in 0..n {
+        if i > 0 {
+            out.push(b',');
+        }
+        at = match write_fixstr(buf, at, out) {
+            Some(end) => end,
+            None => write_json_key(buf, at, out)?,
+        };
+        out.push(b':');
+        at = match write_fixstr(buf, at, out) {
+            Some(end) => end,
+            None => write_json_at(buf, at, out, depth + 1)?,
+        };
+    }
+    out.push(b'}');
+    Ok(at)
+}
+
 fn write_json_at(buf: &[u8], at: usize, out: &mut Vec<u8>, depth: usize) -> Result<usize, Error> {
     if depth > msgpack::MAX_DEPTH {
         return Err(Error::TooDeep);
     }
     // Fast paths: short strings and small integers, the bulk of log records.
     match buf.get(at) {
-        Some(&m @ 0xa0..=0xbf) => {
-            let end = at + 1 + usize::from(m & 0x1f);
-            if end > buf.len() {
-                return Err(Error::Truncated);
-            }
-            write_json_str_at(out, buf, at + 1, end - at - 1);
-            return Ok(end);
-        }
-        Some(&m @ 0x80..=0x8f) => {
-            // A small map (the usual record) without the generic header
-            // read; short string keys and values are written inline.
-            let mut p = at + 1;
-            out.push(b'{');
-            for i in 0..usize::from(m & 0x0f) {
-                if i > 0 {
-                    out.push(b',');
-                }
-                p = match buf.get(p) {
-                    Some(&k @ 0xa0..=0xbf) if p + 1 + usize::from(k & 0x1f) <= buf.len() => {
-                        let len = usize::from(k & 0x1f);
-                        write_json_str_at(out, buf, p + 1, len);
-                        p + 1 + len
-                    }
-                    _ => write_json_key(buf, p, out)?,
-                };
-                out.push(b':');
-                p = match buf.get(p) {
-                    Some(&v @ 0xa0..=0xbf) if p + 1 + usize::from(v & 0x1f) <= buf.len() => {
-                        let len = usize::from(v & 0x1f);
-                        write_json_str_at(out, buf, p + 1, len);
-                        p + 1 + len
-                    }
-                    _ => write_json_at(buf, p, out, depth + 1)?,
-                };
-            }
-            out.push(b'}');
-            return Ok(p);
-        }
+        Some(0xa0..=0xbf) => return write_fixstr(buf, at, out).ok_or(Error::Truncated),
+        // A small map (the usual record) without the generic header read.
+        Some(&m @ 0x80..=0x8f) => return write_map(buf, at + 1, usize::from(m & 0x0f), out, depth),
         Some(&m @ 0x00..=0x7f) => {
             out.extend_from_slice(itoa::Buffer::new().format(m).as_bytes());
             return Ok(at + 1);
@@ -254,20 +253,7 @@ fn write_json_at(buf: &[u8], at: usize, out: &mut Vec<u8>, depth: usize) -> Resu
     }
     let h = msgpack::header(buf, at)?;
     match h.kind {
-        Kind::Map => {
-            let mut p = at + h.header_len;
-            out.push(b'{');
-            for i in 0..h.len {
-                if i > 0 {
-                    out.push(b',');
-                }
-                p = write_json_key(buf, p, out)?;
-                out.push(b':');
-                p = write_json_at(buf, p, out, depth + 1)?;
-            }
-            out.push(b'}');
-            Ok(p)
-        }
+        Kind::Map => write_map(buf, at + h.header_len, h.len, out, depth),
         Kind::Array => {
             let mut p = at + h.header_len;
             out.push(b'[');

@@ -683,7 +683,7 @@ fn in_forward_options_keys_limits_json_udp_and_client_rules() {
     assert!(line(r#""n":2"#).contains(r#""addr":"127.0.0.1""#) && !out.contains("spoofed"));
     assert!(line(r#""n":3"#).contains(" dk: "));
     assert!(!out.contains("dk.big: "));
-    assert!(out.contains("Input chunk size") || out.contains("chunk_size_limit"), "{out}");
+    assert!(out.contains("the request is not acked") && out.contains("(chunk_size_limit)"), "{out}");
     assert!(line(r#""n":5"#).contains(" skip: ") && line(r#""n":6"#).contains(" skip: "));
     assert!(out.contains("skip invalid event"), "{out}");
     assert!(!out.contains(r#""n":7"#));
